@@ -1,0 +1,104 @@
+"""Apache Airflow provider for JobMojito, the AI interview platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+DEFAULT_API_URL = "https://cool.jobmojito.com/functions/v1"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+    The connection form is declared here (``conn-fields`` and ``ui-field-behaviour``) so that the
+    API server builds it without importing the hook.
+    """
+    return {
+        "package-name": "airflow-provider-jobmojito",
+        "name": "JobMojito",
+        "description": "Open, archive and embed JobMojito AI interview positions from Airflow.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "JobMojito",
+                "external-doc-url": "https://developer.jobmojito.com/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "JobMojito",
+                "python-modules": ["airflow_provider_jobmojito.hooks.jobmojito"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "JobMojito",
+                "python-modules": ["airflow_provider_jobmojito.operators.jobmojito"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "jobmojito",
+                "hook-class-name": "airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook",
+                "hook-name": "JobMojito",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API base URL",
+                        "login": "Sign-in e-mail",
+                        "password": "Access token or password",
+                    },
+                    "placeholders": {
+                        "host": DEFAULT_API_URL,
+                        "login": "Leave empty to use an access token",
+                        "password": "Access token (JWT), or the password of the sign-in e-mail",
+                        "extra": '{"timeout": 30, "max_retries": 5}',
+                    },
+                },
+                "conn-fields": _CONN_FIELDS,
+            }
+        ],
+    }
+
+
+_CONN_FIELDS: dict[str, Any] = {
+    "timeout": {
+        "label": "Timeout (s)",
+        "description": "Seconds to wait for each attempt of an HTTP call (default 30).",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries of connection errors, timeouts, 429, 502, 503 and 504 (default 5).",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
+    "backoff_factor": {
+        "label": "Backoff factor (s)",
+        "description": "Base of the exponential backoff between retries, with full jitter (default 0.5).",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "backoff_max": {
+        "label": "Backoff max (s)",
+        "description": "Longest wait between retries; a longer Retry-After ends the retries (default 30).",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "supabase_url": {
+        "label": "Supabase URL",
+        "description": "Sign-in mode only: the Supabase project URL (default: the API host's origin).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "supabase_anon_key": {
+        "label": "Supabase anon key",
+        "description": "Sign-in mode only: sent as the apikey header when set.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "embed_base_url": {
+        "label": "Embed base URL",
+        "description": "Base of the iframe URL built from an embed_id "
+        "(default https://try.interviewmojito.com/embed).",
+        "schema": {"type": ["string", "null"]},
+    },
+}

@@ -1,0 +1,495 @@
+"""The JobMojito hook: the Airflow connection, the access token, and every HTTP call to the API."""
+
+from __future__ import annotations
+
+import platform
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
+from urllib.parse import urlencode
+
+import pendulum
+import requests
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_jobmojito import __version__
+from airflow_provider_jobmojito.auth import SIGN_IN_CACHE, SignedInToken, jwt_expiry
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoAuthError,
+    JobMojitoClientError,
+    JobMojitoConfigError,
+    JobMojitoError,
+    JobMojitoNotFoundError,
+    JobMojitoServerError,
+    JobMojitoUnavailableError,
+    JobMojitoValidationError,
+)
+from airflow_provider_jobmojito.retry import RETRYABLE_STATUS_CODES, RetryPolicy, parse_retry_after
+from airflow_provider_jobmojito.settings import HookSettings
+from airflow_provider_jobmojito.validation import StateChange, parse_position_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_provider_jobmojito.status import InterviewStatus
+
+SET_STATE_PATH = "job-interview-set-state"
+GET_INTERVIEW_PATH = "job-interview-get"
+LIST_INTERVIEWS_PATH = "merchant-interview-list"
+
+#: A static token this close to its expiry is still sent, with a warning.
+EXPIRY_WARNING_WINDOW = pendulum.duration(minutes=10)
+#: A signed-in token is reused until this long before it expires (or a tenth of its life).
+SIGN_IN_REUSE_MARGIN = pendulum.duration(seconds=60)
+
+_SERVER_ERROR_HINT = (
+    " job-interview-set-state also answers 500 for a position id it does not know and for an "
+    "authorization failure: check that the position exists and that this account may change it."
+)
+
+
+class EmbedKeys(TypedDict):
+    """What the API returns when embedding is switched on."""
+
+    embed_id: str
+    embed_signing_key: str
+
+
+class JobMojitoHook(BaseHook):
+    """Talk to the JobMojito API through an Airflow connection of type ``jobmojito``.
+
+    The connection's host is the API base URL (empty means production). Its password is either a
+    static access token (a Supabase JWT), or, when login holds an e-mail, that account's password:
+    the hook then signs in and caches the access token for the process.
+
+    Keyword arguments override the connection extras of the same name.
+
+    :param jobmojito_conn_id: the Airflow connection to use.
+    :param timeout: seconds to wait for each attempt of an HTTP call (default 30).
+    :param max_retries: retries of transient failures after the first attempt (default 5).
+    :param backoff_factor: seconds; the cap of the first backoff, doubling per retry (default 0.5).
+    :param backoff_max: seconds; the longest backoff, and the longest ``Retry-After`` obeyed (default 30).
+    :param supabase_url: sign-in mode: the Supabase project URL (default: the API host's origin).
+    :param supabase_anon_key: sign-in mode: sent as the ``apikey`` header.
+    :param embed_base_url: the base of iframe URLs built by :meth:`embed_url`.
+    """
+
+    conn_name_attr = "jobmojito_conn_id"
+    default_conn_name = "jobmojito_default"
+    conn_type = "jobmojito"
+    hook_name = "JobMojito"
+
+    def __init__(
+        self,
+        jobmojito_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_factor: float | None = None,
+        backoff_max: float | None = None,
+        supabase_url: str | None = None,
+        supabase_anon_key: str | None = None,
+        embed_base_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.jobmojito_conn_id = jobmojito_conn_id
+        # Only remembered here: the connection is read on first use, never at DAG parse time.
+        self._overrides: dict[str, Any] = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "backoff_factor": backoff_factor,
+            "backoff_max": backoff_max,
+            "supabase_url": supabase_url,
+            "supabase_anon_key": supabase_anon_key,
+            "embed_base_url": embed_base_url,
+        }
+        self._warned_expiry_for: str | None = None
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> HookSettings:
+        """The connection merged with the hook's arguments, read once and validated."""
+        conn = self.get_connection(self.jobmojito_conn_id)
+        settings = HookSettings.resolve(
+            host=conn.host,
+            port=conn.port,
+            schema=conn.schema,
+            login=conn.login,
+            password=conn.password,
+            extras=conn.extra_dejson,
+            overrides=self._overrides,
+        )
+        for secret in (settings.password, settings.supabase_anon_key):
+            if secret:
+                mask_secret(secret)
+        return settings
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, e.g. ``https://cool.jobmojito.com/functions/v1``."""
+        return self.settings.base_url
+
+    def get_conn(self) -> requests.Session:
+        """The hook's HTTP session: reused across calls, so connections are kept alive."""
+        return self._session
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(
+            {
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            }
+        )
+        # Retries are the hook's own (they honour Retry-After and know which calls are safe),
+        # so urllib3's are switched off rather than stacked on top.
+        adapter = HTTPAdapter(max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def set_interview_state(
+        self,
+        position_id: str,
+        status: InterviewStatus | str | None = None,
+        is_embedded: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change a position's lifecycle status and/or its iframe embedding, in one call.
+
+        Arguments are checked before anything is sent; a bad one raises ``ValueError`` naming it.
+
+        :param position_id: the interview or position id (a UUID).
+        :param status: one of ``draft, active, archived, deleted, preparing, completed``.
+        :param is_embedded: ``True`` switches embedding on (the existing key is returned if there
+            is one), ``False`` switches it off and deletes the key.
+        :return: the API's answer: ``{"success": True}``, or ``{"embed_id", "embed_signing_key"}``
+            when embedding is on. The signing key is registered with the secret masker at once.
+        """
+        return self.apply(StateChange.build(position_id, status, is_embedded))
+
+    def apply(self, change: StateChange) -> dict[str, Any]:
+        """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`."""
+        # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
+        # returns the existing key), so retrying this POST after a lost answer is safe.
+        answer = self._call("POST", SET_STATE_PATH, json=change.body())
+        if not isinstance(answer, dict):
+            raise JobMojitoError(
+                f"JobMojito answered {SET_STATE_PATH} with a {type(answer).__name__}, not an object."
+            )
+        signing_key = answer.get("embed_signing_key")
+        if isinstance(signing_key, str):
+            mask_secret(signing_key)
+        return answer
+
+    def enable_embedding(self, position_id: str) -> EmbedKeys:
+        """Switch iframe embedding on and return the embed keys (the existing ones, if any).
+
+        :param position_id: the interview or position id (a UUID).
+        """
+        answer = self.set_interview_state(position_id, is_embedded=True)
+        embed_id, signing_key = answer.get("embed_id"), answer.get("embed_signing_key")
+        if not isinstance(embed_id, str) or not isinstance(signing_key, str):
+            raise JobMojitoError(
+                "JobMojito switched embedding on but sent no embed_id and embed_signing_key."
+            )
+        return EmbedKeys(embed_id=embed_id, embed_signing_key=signing_key)
+
+    def disable_embedding(self, position_id: str) -> dict[str, Any]:
+        """Switch iframe embedding off; the embed keys are deleted.
+
+        :param position_id: the interview or position id (a UUID).
+        """
+        return self.set_interview_state(position_id, is_embedded=False)
+
+    def get_interview(self, position_id: str) -> dict[str, Any]:
+        """Read an interview or position definition (``GET job-interview-get``).
+
+        :param position_id: the interview or position id (a UUID).
+        """
+        params = {"position_id": parse_position_id(position_id)}
+        answer: dict[str, Any] = self._call("GET", GET_INTERVIEW_PATH, params=params)
+        return answer
+
+    def list_interviews(self, **params: str | int) -> dict[str, Any]:
+        """List the account's interviews (``GET merchant-interview-list``).
+
+        :param params: the endpoint's query parameters, e.g. ``status="active", limit=100``.
+        :return: ``{"data": [...], "pagination": {...}}``.
+        """
+        answer: dict[str, Any] = self._call("GET", LIST_INTERVIEWS_PATH, params=params)
+        return answer
+
+    def embed_url(self, embed_id: str) -> str:
+        """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""
+        return f"{self.settings.embed_base_url}?{urlencode({'embed_id': embed_id})}"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection with a read call that changes nothing, and say what to fix."""
+        try:
+            settings = self.settings
+            answer = self._call("GET", LIST_INTERVIEWS_PATH, params={"limit": 1}, max_retries=0)
+        except JobMojitoAuthError as exc:
+            return False, f"Authentication failed: {exc}"
+        except JobMojitoUnavailableError as exc:
+            return False, f"Could not reach JobMojito: {exc}"
+        except JobMojitoError as exc:
+            return False, str(exc)
+        total = answer.get("pagination", {}).get("total") if isinstance(answer, dict) else None
+        seen = f" ({total} interviews visible)" if isinstance(total, int) else ""
+        return True, f"Connected to {settings.base_url}: the access token was accepted{seen}."
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        max_retries: int | None = None,
+    ) -> Any:
+        """Call the API with a bearer token; map its errors to :mod:`~airflow_provider_jobmojito.exceptions`.
+
+        In sign-in mode a 401 signs in again once: the cached token may have been revoked early.
+        """
+        settings = self.settings
+        url = f"{settings.base_url}/{path}"
+        signed_in_again = False
+        while True:
+            token = self._access_token()
+            response = self._send(
+                method,
+                url,
+                what=f"JobMojito {method} /{path}",
+                headers={"Authorization": f"Bearer {token}"},
+                json=json,
+                params=params,
+                max_retries=max_retries,
+            )
+            if response.status_code == 401 and settings.signs_in and not signed_in_again:
+                SIGN_IN_CACHE.discard(self._sign_in_key, token)
+                signed_in_again = True
+                self.log.info("JobMojito refused the signed-in token (401); signing in again.")
+                continue
+            if response.status_code >= 400:
+                self._raise_for(response, f"{method} /{path}")
+            return _json_of(response, f"{method} /{path}")
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str],
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        max_retries: int | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying transient failures with backoff; return the final answer."""
+        settings = self.settings
+        policy = settings.retry
+        if max_retries is not None:
+            policy = RetryPolicy(max_retries, policy.backoff_factor, policy.backoff_max)
+        session = self.get_conn()
+        attempts = policy.max_retries + 1
+        for retry_number in range(attempts):
+            failure: str
+            retry_after: float | None = None
+            status_code: int | None = None
+            try:
+                response = session.request(
+                    method, url, headers=headers, json=json, params=params, timeout=settings.timeout
+                )
+            except requests.Timeout:
+                failure = f"got no answer within {settings.timeout:g} s"
+            except requests.ConnectionError as exc:
+                failure = f"could not be reached ({_reason(exc)})"
+            else:
+                if response.status_code not in RETRYABLE_STATUS_CODES:
+                    return response
+                status_code = response.status_code
+                failure = f"answered {status_code}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+            if retry_after is not None and retry_after > policy.backoff_max:
+                raise JobMojitoUnavailableError(
+                    f"{what} {failure} and asked to wait {retry_after:g} s before trying again, "
+                    f"longer than backoff_max ({policy.backoff_max:g} s): giving up.",
+                    status_code=status_code,
+                )
+            if retry_number + 1 == attempts:
+                raise JobMojitoUnavailableError(
+                    f"{what} {failure}; gave up after {attempts} attempt(s).",
+                    status_code=status_code,
+                )
+            wait = retry_after if retry_after is not None else policy.backoff(retry_number)
+            self.log.warning(
+                "%s %s (attempt %d of %d); retrying in %.2f s.",
+                what,
+                failure,
+                retry_number + 1,
+                attempts,
+                wait,
+            )
+            time.sleep(wait)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _raise_for(self, response: requests.Response, what: str) -> NoReturn:
+        status = response.status_code
+        error, field = _error_of(response)
+        detail = f": {error}" if error else ""
+        if field:
+            detail += f" (field: {field})"
+        message = f"JobMojito answered {status} to {what}{detail}."
+        kwargs: dict[str, Any] = {"status_code": status, "error": error, "field": field}
+        if status in (401, 403):
+            raise JobMojitoAuthError(message + self._auth_hint(), **kwargs)
+        if status == 422:
+            raise JobMojitoValidationError(message, **kwargs)
+        if status == 404:
+            raise JobMojitoNotFoundError(message, **kwargs)
+        if status < 500:
+            raise JobMojitoClientError(message, **kwargs)
+        hint = _SERVER_ERROR_HINT if status == 500 and SET_STATE_PATH in what else ""
+        raise JobMojitoServerError(message + hint, **kwargs)
+
+    def _auth_hint(self) -> str:
+        if self.settings.signs_in:
+            return " The signed-in account may not use this API, or its session was revoked."
+        return (
+            f" Check the access token in connection {self.jobmojito_conn_id!r}: it may be revoked, "
+            "signed out, or belong to another environment."
+        )
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        settings = self.settings
+        if settings.signs_in:
+            return self._signed_in_token()
+        if not settings.password:
+            raise JobMojitoConfigError(
+                f"Connection {self.jobmojito_conn_id!r} has no access token: put it in the password "
+                "field, or set login (e-mail) and password to sign in."
+            )
+        self._check_static_token(settings.password)
+        return settings.password
+
+    def _check_static_token(self, token: str) -> None:
+        """Refuse an expired JWT before sending it; warn once when it is about to expire."""
+        expires_at = jwt_expiry(token)
+        if expires_at is None:
+            return
+        now = pendulum.now("UTC")
+        if expires_at <= now:
+            raise JobMojitoAuthError(
+                f"The access token in connection {self.jobmojito_conn_id!r} expired at "
+                f"{expires_at.to_iso8601_string()} ({expires_at.diff_for_humans()}). Put a fresh "
+                "token in the connection's password, or set login (e-mail) and password so the hook "
+                "signs in by itself.",
+                status_code=None,
+            )
+        if expires_at - now < EXPIRY_WARNING_WINDOW and self._warned_expiry_for != token:
+            self._warned_expiry_for = token
+            self.log.warning(
+                "The access token in connection %r expires at %s (%s).",
+                self.jobmojito_conn_id,
+                expires_at.to_iso8601_string(),
+                expires_at.diff_for_humans(),
+            )
+
+    @cached_property
+    def _sign_in_key(self) -> tuple[str, str, str]:
+        settings = self.settings
+        return SIGN_IN_CACHE.key(settings.supabase_url, settings.login, settings.password)
+
+    def _signed_in_token(self) -> str:
+        key = self._sign_in_key
+        with SIGN_IN_CACHE.lock:
+            cached = SIGN_IN_CACHE.get(key)
+            if cached is None:
+                cached = self._sign_in()
+                SIGN_IN_CACHE.put(key, cached)
+        return cached.access_token
+
+    def _sign_in(self) -> SignedInToken:
+        """Supabase's password grant: trade the e-mail and password for an access token."""
+        settings = self.settings
+        url = f"{settings.supabase_url}/auth/v1/token?grant_type=password"
+        headers = {"apikey": settings.supabase_anon_key} if settings.supabase_anon_key else {}
+        what = "Supabase sign-in"
+        response = self._send(
+            "POST",
+            url,
+            what=what,
+            headers=headers,
+            json={"email": settings.login, "password": settings.password},
+        )
+        if response.status_code >= 400:
+            error, _ = _error_of(response)
+            raise JobMojitoAuthError(
+                f"Sign-in to {settings.supabase_url} as {settings.login} was refused "
+                f"({response.status_code}): {error or 'no reason given'}.",
+                status_code=response.status_code,
+                error=error,
+            )
+        answer = _json_of(response, what)
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise JobMojitoAuthError(f"{what} answered without an access_token.")
+        mask_secret(token)
+        now = pendulum.now("UTC")
+        expires_at = jwt_expiry(token) or now.add(seconds=int(answer.get("expires_in") or 3600))
+        margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)
+        self.log.info("Signed in to JobMojito as %s; token valid until %s.", settings.login, expires_at)
+        return SignedInToken(access_token=token, expires_at=expires_at - margin)
+
+
+USER_AGENT = (
+    f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
+    f"python/{platform.python_version()}"
+)
+
+
+def _json_of(response: requests.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise JobMojitoError(
+            f"JobMojito answered {response.status_code} to {what} with a body that is not JSON.",
+            status_code=response.status_code,
+        ) from None
+
+
+def _error_of(response: requests.Response) -> tuple[str | None, str | None]:
+    """The API's ``error`` text and ``name`` of the field, if the body has them.
+
+    Only these two short fields are kept: a whole body could echo what was sent.
+    Supabase's auth endpoints spell the text ``error_description`` or ``msg``.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    texts = (body.get(key) for key in ("error_description", "msg", "error", "message"))
+    text = next((value for value in texts if isinstance(value, str)), None)
+    field = body.get("name") if isinstance(body.get("name"), str) else None
+    return text, field
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    """What went wrong underneath requests' wrapper, e.g. ``NewConnectionError: ... refused``."""
+    reason: object = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    text = str(reason)
+    return f"{type(reason).__name__}: {text[:160]}" if text else type(reason).__name__

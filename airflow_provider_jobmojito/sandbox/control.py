@@ -1,0 +1,129 @@
+"""The control API under ``/_sandbox``: seed state, inject faults, read the request log.
+
+No authentication and never logged: it belongs to the test or demo driving the sandbox, not to
+the client under test.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .faults import parse_fault
+from .messages import json_response
+from .state import UnknownPositionError, ValidationError, canonical_uuid, parse_seed
+
+if TYPE_CHECKING:
+    from .app import Route, SandboxApp
+    from .messages import Request, Response
+
+
+def _body(request: Request) -> Any:
+    try:
+        return request.json()
+    except ValueError:
+        raise ValidationError("body", "Body must be JSON.") from None
+
+
+def seed_positions(app: SandboxApp, request: Request) -> Response:
+    """``POST /_sandbox/positions``: add or overwrite positions."""
+    try:
+        positions = parse_seed(_body(request))
+    except ValidationError as error:
+        return json_response(422, error.body())
+    return json_response(200, {"positions": app.store.seed(positions)})
+
+
+def list_positions(app: SandboxApp, _request: Request) -> Response:
+    """``GET /_sandbox/positions``: every position, embed credentials included."""
+    return json_response(200, {"positions": app.store.all()})
+
+
+def get_position(app: SandboxApp, request: Request) -> Response:
+    """``GET /_sandbox/positions/<id>``."""
+    try:
+        position_id = canonical_uuid(request.path.rsplit("/", 1)[1], "id")
+        return json_response(200, app.store.get(position_id))
+    except (ValidationError, UnknownPositionError):
+        return json_response(404, {"error": "No such position."})
+
+
+def list_requests(app: SandboxApp, _request: Request) -> Response:
+    """``GET /_sandbox/requests``: the API and auth requests received, secrets redacted."""
+    return json_response(200, {"requests": app.log.entries()})
+
+
+def clear_requests(app: SandboxApp, _request: Request) -> Response:
+    """``DELETE /_sandbox/requests``."""
+    app.log.clear()
+    return json_response(200, {"ok": True})
+
+
+def reset(app: SandboxApp, _request: Request) -> Response:
+    """``POST /_sandbox/reset``: forget positions, requests and faults."""
+    app.reset()
+    return json_response(200, {"ok": True})
+
+
+def add_faults(app: SandboxApp, request: Request) -> Response:
+    """``POST /_sandbox/faults``: queue one fault, or a list of them (all or none)."""
+    try:
+        body = _body(request)
+        specs = body if isinstance(body, list) else [body]
+        faults = [parse_fault(spec) for spec in specs]
+    except ValidationError as error:
+        return json_response(422, error.body())
+    for fault in faults:
+        app.faults.add(fault)
+    return json_response(200, {"faults": app.faults.pending()})
+
+
+def list_faults(app: SandboxApp, _request: Request) -> Response:
+    """``GET /_sandbox/faults``: the queue, head first."""
+    return json_response(200, {"faults": app.faults.pending()})
+
+
+def clear_faults(app: SandboxApp, _request: Request) -> Response:
+    """``DELETE /_sandbox/faults``."""
+    app.faults.clear()
+    return json_response(200, {"ok": True})
+
+
+def issue_token(app: SandboxApp, request: Request) -> Response:
+    """``POST /_sandbox/tokens``: mint a token without signing in (body optional)."""
+    try:
+        body = _body(request) if request.body else {}
+    except ValidationError as error:
+        return json_response(422, error.body())
+    if not isinstance(body, dict):
+        return json_response(422, {"error": "Body must be a JSON object.", "name": "body"})
+    lifetime, email = body.get("lifetime"), body.get("email", app.email)
+    if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int)):
+        return json_response(422, {"error": "Must be an integer number of seconds.", "name": "lifetime"})
+    if not isinstance(email, str) or not email:
+        return json_response(422, {"error": "Must be a non-empty string.", "name": "email"})
+    issued = app.tokens.issue(email, lifetime)
+    return json_response(
+        200,
+        {
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+            "expires_at": issued.expires_at,
+        },
+    )
+
+
+def health(_app: SandboxApp, _request: Request) -> Response:
+    """``GET /_sandbox/health``."""
+    return json_response(200, {"ok": True})
+
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "/_sandbox/positions": {"GET": list_positions, "POST": seed_positions},
+    "/_sandbox/positions/{id}": {"GET": get_position},
+    "/_sandbox/requests": {"GET": list_requests, "DELETE": clear_requests},
+    "/_sandbox/reset": {"POST": reset},
+    "/_sandbox/faults": {"GET": list_faults, "POST": add_faults, "DELETE": clear_faults},
+    "/_sandbox/tokens": {"POST": issue_token},
+    "/_sandbox/health": {"GET": health},
+}

@@ -1,0 +1,391 @@
+"""The sandbox's HTTP layer and :class:`SandboxServer`, its Python-side handle."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Literal
+
+from .app import SandboxApp
+from .faults import parse_fault
+from .messages import Request, Response, json_response
+from .state import Position, PositionStore, canonical_uuid, parse_seed
+from .tokens import TokenAuthority
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+DEFAULT_EMAIL = "demo@jobmojito.test"
+DEFAULT_PASSWORD = "sandbox-password"  # noqa: S105 - a public, documented sandbox credential
+#: Where to reach a server bound to a wildcard address.
+_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - not a bind
+#: Largest request body read; anything bigger is answered 413 without being read.
+MAX_BODY_BYTES = 1 << 20
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "JobMojitoSandbox/1.0"
+    # Each response goes out in one small write; Nagle's algorithm would only ever delay it.
+    disable_nagle_algorithm = True
+    # Malformed requests are refused by the base class; answer them in the API's error shape too.
+    # Only the fixed explanation is used: the message can quote client bytes that break JSON.
+    error_message_format = '{"error": "%(explain)s"}'
+    error_content_type = "application/json"
+    server: _HTTPServer
+
+    def _dispatch(self) -> None:
+        try:
+            body = self._read_body()
+        except _BodyError as error:
+            self.close_connection = True
+            self._write(json_response(error.status, {"error": error.message}))
+            return
+        request = Request(self.command, self.path, dict(self.headers.items()), body)
+        response = self.server.app.handle(request)
+        if response is None:  # a "drop" fault: no answer at all, just a closed socket
+            self.close_connection = True
+            return
+        self._write(response)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if not length_header:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _BodyError(400, "Invalid Content-Length.") from None
+        if length < 0:
+            raise _BodyError(400, "Invalid Content-Length.")
+        if length > MAX_BODY_BYTES:
+            raise _BodyError(413, "Request body too large.")
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise _BodyError(400, "Invalid chunked encoding.") from None
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyError(413, "Request body too large.")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)  # the CRLF closing the chunk
+        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+            pass  # trailers: read and ignored
+        return b"".join(chunks)
+
+    def _write(self, response: Response) -> None:
+        lines = [
+            f"{self.protocol_version} {response.status} {self.responses.get(response.status, ('',))[0]}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        payload = head if self.command == "HEAD" else head + response.body
+        self.log_request(response.status)
+        self.wfile.write(payload)
+
+    def address_string(self) -> str:
+        # Never a reverse DNS lookup per request.
+        return str(self.client_address[0])
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Only the request line and status are ever logged here; headers (tokens) never are.
+        if self.server.verbose:
+            sys.stderr.write(f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}\n")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog of 5 refuses connections when many client threads connect at once.
+    request_queue_size = 128
+    # Upper bound on how long the accept loop takes to notice a stop request if the wake-up
+    # connection (see SandboxServer.stop) could not be made.
+    timeout = 0.5
+
+    def __init__(self, address: tuple[str, int], app: SandboxApp, *, verbose: bool) -> None:
+        self.app = app
+        self.verbose = verbose
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Unblock handler threads waiting on idle keep-alive connections, so they end now."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
+class SandboxServer:
+    """A JobMojito-compatible HTTP server for offline development and tests.
+
+    Routes: the API under ``/functions/v1``, Supabase's password grant under ``/auth/v1``, and an
+    unauthenticated control API under ``/_sandbox``.
+
+    :param host: interface to bind.
+    :param port: port to bind; 0 picks a free one (read it back from :attr:`port` or :attr:`url`).
+    :param token_lifetime: default seconds an issued token is valid.
+    :param email: e-mail the password grant accepts.
+    :param password: password the password grant accepts.
+    :param anon_key: when set, ``/auth/v1`` requests need ``apikey: <anon_key>``.
+    :param jwt_secret: HS256 key for tokens; random when ``None``.
+    :param state_file: JSON file loaded at start if it exists and rewritten after every change.
+    :param positions: positions to seed (seed objects or :class:`Position`), after the state file.
+    :param verbose: log each request line to stderr.
+    :param request_log_limit: requests the log keeps, oldest dropped first (``None``: all).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token_lifetime: int = 3600,
+        email: str = DEFAULT_EMAIL,
+        password: str = DEFAULT_PASSWORD,
+        anon_key: str | None = None,
+        jwt_secret: str | None = None,
+        state_file: str | os.PathLike[str] | None = None,
+        positions: Iterable[Mapping[str, Any] | Position] | None = None,
+        verbose: bool = False,
+        request_log_limit: int | None = 100_000,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._verbose = verbose
+        self.app = SandboxApp(
+            TokenAuthority(jwt_secret, token_lifetime),
+            PositionStore(state_file),
+            email=email,
+            password=password,
+            anon_key=anon_key,
+            request_log_limit=request_log_limit,
+        )
+        if positions is not None:
+            self.seed(positions)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        """Bind and serve from a background thread.
+
+        :return: ``self``, so ``server = SandboxServer().start()`` reads naturally.
+        :raises RuntimeError: when already started.
+        :raises OSError: when the address cannot be bound.
+        """
+        if self._httpd is not None:
+            raise RuntimeError("SandboxServer is already started")
+        server_class = _HTTPServer6 if ":" in self.host else _HTTPServer
+        self._httpd = server_class((self.host, self._requested_port), self.app, verbose=self._verbose)
+        self.app.tokens.issuer = f"{self.url}/auth/v1"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve,
+            args=(self._httpd, self._stopping),
+            name=f"jobmojito-sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _serve(httpd: _HTTPServer, stopping: threading.Event) -> None:
+        # Not serve_forever(): its shutdown() waits out a polling interval, which a test suite
+        # starting a server per test pays on every teardown. This loop blocks in accept and is
+        # woken by a connection from stop().
+        while not stopping.is_set():
+            httpd.handle_request()
+
+    def stop(self) -> None:
+        """Stop serving, close open connections and release the port; a no-op when not running."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        address = (_LOOPBACK.get(self.host, self.host), self.port)
+        self._httpd = self._thread = None
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            socket.create_connection(address, timeout=1).close()
+        if thread is not None:
+            thread.join(timeout=5)
+        httpd.server_close()
+        httpd.close_connections()
+
+    def __enter__(self) -> SandboxServer:
+        return self if self._httpd is not None else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        :raises RuntimeError: before :meth:`start`.
+        """
+        if self._httpd is None:
+            raise RuntimeError("SandboxServer is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8080`` (the Supabase URL for sign-in)."""
+        host = _LOOPBACK.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The API base URL, e.g. ``http://127.0.0.1:8080/functions/v1`` (the hook's host)."""
+        return f"{self.url}/functions/v1"
+
+    # -- Python mirror of the control API ----------------------------------------------------
+
+    def seed(
+        self, positions: Iterable[Mapping[str, Any] | Position] | Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Add or overwrite positions, as ``POST /_sandbox/positions``.
+
+        :param positions: seed objects (``{"id", "status", "name", "embedded"}``...), ``Position``
+            instances, or a whole ``{"positions": [...]}`` document.
+        :return: the stored rows, embed credentials included.
+        :raises ValidationError: for an invalid seed.
+        """
+        if isinstance(positions, Mapping):
+            parsed = parse_seed(positions)
+        else:
+            parsed = [p if isinstance(p, Position) else Position.from_seed(p) for p in positions]
+        return self.app.store.seed(parsed)
+
+    def positions(self) -> dict[str, dict[str, Any]]:
+        """Every position by id, embed credentials included."""
+        return {row["id"]: row for row in self.app.store.all()}
+
+    def position(self, position_id: str) -> dict[str, Any]:
+        """One position, embed credentials included.
+
+        :param position_id: its UUID (any case).
+        :raises KeyError: when there is no such position.
+        :raises ValidationError: when ``position_id`` is not a UUID.
+        """
+        return self.app.store.get(canonical_uuid(position_id, "position_id"))
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        """The API and auth requests received so far, oldest first, secrets redacted."""
+        return self.app.log.entries()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self.app.log.clear()
+
+    def reset(self) -> None:
+        """Forget positions, logged requests and faults; credentials and the JWT secret stay."""
+        self.app.reset()
+
+    def add_fault(
+        self,
+        kind: Literal["status", "delay", "drop"],
+        *,
+        count: int = 1,
+        path: str | None = None,
+        status: int | None = None,
+        retry_after: str | int | None = None,
+        body: Any = None,
+        seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Queue a fault, as ``POST /_sandbox/faults``.
+
+        :param kind: ``"status"``, ``"delay"`` or ``"drop"``.
+        :param count: how many matching requests it applies to.
+        :param path: exact request path it applies to; ``None`` means every API and auth route.
+        :param status: the status code to answer (``status`` kind).
+        :param retry_after: ``Retry-After`` header value (``status`` kind).
+        :param body: body to answer (``status`` kind): JSON object/array, or text.
+        :param seconds: how long to wait before answering normally (``delay`` kind).
+        :return: the queued fault.
+        :raises ValidationError: for an invalid combination.
+        """
+        options = {"status": status, "retry_after": retry_after, "body": body, "seconds": seconds}
+        spec = {"kind": kind, "count": count, "path": path}
+        spec.update((key, value) for key, value in options.items() if value is not None)
+        fault = parse_fault(spec)
+        self.app.faults.add(fault)
+        return fault.to_dict()
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The queued faults, head first."""
+        return self.app.faults.pending()
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        self.app.faults.clear()
+
+    def issue_token(self, lifetime: int | None = None, email: str | None = None) -> str:
+        """Mint an access token the API accepts, as ``POST /_sandbox/tokens``.
+
+        :param lifetime: seconds until it expires (default: the server's token lifetime); zero or
+            negative gives an already-expired token.
+        :param email: its ``email`` claim (default: the configured sign-in e-mail).
+        """
+        return self.app.tokens.issue(email or self.app.email, lifetime).access_token
+
+    def __repr__(self) -> str:
+        where = self.url if self._httpd is not None else "not started"
+        return f"<SandboxServer {where}>"

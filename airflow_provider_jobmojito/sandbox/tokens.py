@@ -1,0 +1,195 @@
+"""HS256 JSON Web Tokens shaped like Supabase access tokens, signed and checked by the sandbox.
+
+Standard library only: the sandbox must run where nothing but Python is installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+#: Audience and role Supabase puts in the tokens of signed-in users.
+AUTHENTICATED = "authenticated"
+
+_HEADER = {"alg": "HS256", "typ": "JWT"}
+_VERIFIED_CACHE_SIZE = 1024
+
+TokenProblem = Literal["missing", "invalid", "expired"]
+
+
+class TokenError(Exception):
+    """A bearer token the API must refuse.
+
+    :param problem: ``"missing"``, ``"invalid"`` or ``"expired"``.
+    :param message: why, for the 401 body; it never contains the token.
+    """
+
+    def __init__(self, problem: TokenProblem, message: str) -> None:
+        super().__init__(message)
+        self.problem: TokenProblem = problem
+        self.message = message
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(signing_input: bytes, secret: bytes) -> bytes:
+    return hmac.new(secret, signing_input, hashlib.sha256).digest()
+
+
+def encode_jwt(claims: dict[str, Any], secret: str) -> str:
+    """Sign ``claims`` as a compact HS256 JWT.
+
+    :param claims: the payload; it must be JSON-serialisable.
+    :param secret: the HMAC key.
+    :return: ``header.payload.signature``, each part base64url without padding.
+    """
+    head = _b64encode(json.dumps(_HEADER, separators=(",", ":")).encode())
+    body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{head}.{body}".encode("ascii")
+    return f"{head}.{body}.{_b64encode(_sign(signing_input, secret.encode()))}"
+
+
+def decode_jwt(
+    token: str, secret: str, *, audience: str = AUTHENTICATED, now: float | None = None
+) -> dict[str, Any]:
+    """Check a compact HS256 JWT and return its claims.
+
+    :param token: the compact JWT.
+    :param secret: the HMAC key it must be signed with.
+    :param audience: the ``aud`` claim it must carry.
+    :param now: the current epoch time (for tests); defaults to :func:`time.time`.
+    :raises TokenError: ``invalid`` for a malformed token, another algorithm, a bad signature or a
+        wrong audience; ``expired`` when ``exp`` is not in the future.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("invalid", "Invalid JWT: not a compact JWS (header.payload.signature).")
+    try:
+        header = json.loads(_b64decode(parts[0]))
+        claims = json.loads(_b64decode(parts[1]))
+        signature = _b64decode(parts[2])
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise TokenError("invalid", "Invalid JWT: malformed encoding.") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise TokenError("invalid", "Invalid JWT: header and payload must be JSON objects.")
+    # Checking the algorithm before the signature shuts out "alg": "none" style forgeries.
+    if header.get("alg") != "HS256":
+        raise TokenError("invalid", "Invalid JWT: unsupported signing algorithm.")
+    expected = _sign(f"{parts[0]}.{parts[1]}".encode("ascii"), secret.encode())
+    if not hmac.compare_digest(expected, signature):
+        raise TokenError("invalid", "Invalid JWT: signature verification failed.")
+    aud = claims.get("aud")
+    if aud != audience and not (isinstance(aud, list) and audience in aud):
+        raise TokenError("invalid", "Invalid JWT: wrong audience.")
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise TokenError("invalid", "Invalid JWT: no numeric exp claim.")
+    if exp <= (time.time() if now is None else now):
+        raise TokenError("expired", "JWT expired.")
+    return claims
+
+
+def user_id_for(email: str) -> str:
+    """A stable user uuid for an e-mail, so every token for one user has the same ``sub``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"jobmojito-sandbox:user:{email.strip().lower()}"))
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token and when it stops being accepted.
+
+    :param access_token: the compact JWT.
+    :param expires_at: its ``exp`` claim (epoch seconds).
+    :param expires_in: seconds it was issued for (negative for an already-expired token).
+    :param user_id: its ``sub`` claim.
+    :param email: its ``email`` claim.
+    """
+
+    access_token: str
+    expires_at: int
+    expires_in: int
+    user_id: str
+    email: str
+
+
+class TokenAuthority:
+    """Issues and checks the sandbox's access tokens.
+
+    :param secret: HMAC key; a random one when ``None``, so tokens never outlive their server.
+    :param lifetime: default seconds a token stays valid.
+    :param issuer: the ``iss`` claim (the server's ``/auth/v1`` URL); not checked on the way in.
+    """
+
+    def __init__(self, secret: str | None = None, lifetime: int = 3600, issuer: str = "") -> None:
+        self.secret = secret if secret is not None else secrets.token_urlsafe(32)
+        self.lifetime = lifetime
+        self.issuer = issuer
+        # Token -> its verified claims, so a client reusing one token pays for the signature
+        # check once; expiry is still checked on every request.
+        self._verified: dict[str, dict[str, Any]] = {}
+
+    def issue(self, email: str, lifetime: int | None = None) -> IssuedToken:
+        """Mint a token for ``email``.
+
+        :param email: the ``email`` claim; ``sub`` is derived from it.
+        :param lifetime: seconds until ``exp``; the default lifetime when ``None``. Zero or
+            negative mints a token that is already expired.
+        """
+        seconds = self.lifetime if lifetime is None else lifetime
+        issued_at = int(time.time())
+        user_id = user_id_for(email)
+        claims = {
+            "iss": self.issuer,
+            "sub": user_id,
+            "aud": AUTHENTICATED,
+            "role": AUTHENTICATED,
+            "email": email,
+            "iat": issued_at,
+            "exp": issued_at + seconds,
+            # Two tokens minted in the same second would otherwise be byte-identical.
+            "session_id": str(uuid.uuid4()),
+        }
+        return IssuedToken(
+            access_token=encode_jwt(claims, self.secret),
+            expires_at=issued_at + seconds,
+            expires_in=seconds,
+            user_id=user_id,
+            email=email,
+        )
+
+    def verify(self, authorization: str | None) -> dict[str, Any]:
+        """Check an ``Authorization`` header value and return the token's claims.
+
+        :param authorization: the raw header value, or ``None`` when absent.
+        :raises TokenError: when the header is missing or not a bearer token, or the token is
+            invalid or expired.
+        """
+        if not authorization:
+            raise TokenError("missing", "Missing authorization header.")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenError("missing", "Missing bearer token: expected 'Authorization: Bearer <jwt>'.")
+        token = token.strip()
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = decode_jwt(token, self.secret)
+            if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                self._verified.clear()  # crude, but bounded and lock-free
+            self._verified[token] = claims
+        elif claims["exp"] <= time.time():
+            raise TokenError("expired", "JWT expired.")
+        return claims

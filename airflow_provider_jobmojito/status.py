@@ -1,0 +1,43 @@
+"""The lifecycle statuses of a JobMojito interview or position."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InterviewStatus(StrEnum):
+    """A lifecycle status, as ``job-interview-set-state`` accepts it.
+
+    Members compare equal to their strings, so ``InterviewStatus.ACTIVE == "active"``.
+    """
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    DELETED = "deleted"
+    PREPARING = "preparing"
+    COMPLETED = "completed"
+
+    @classmethod
+    def allowed(cls) -> str:
+        """The allowed values, for error messages: ``draft, active, ...``."""
+        return ", ".join(member.value for member in cls)
+
+    @classmethod
+    def parse(cls, value: object, *, param: str = "status") -> InterviewStatus:
+        """Return the member for ``value`` or raise ``ValueError`` naming ``param``.
+
+        :param value: a member or its exact lower-case string.
+        :param param: the parameter name to put in the error message.
+        """
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{param} must be one of {cls.allowed()}; got {value!r}.")
+
+    @property
+    def is_live(self) -> bool:
+        """Whether candidates can take the interview (JobMojito documents only ``active`` so)."""
+        return self is InterviewStatus.ACTIVE

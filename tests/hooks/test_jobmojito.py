@@ -1,0 +1,281 @@
+"""JobMojitoHook against the sandbox, over real HTTP: calls, errors and retries."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_jobmojito import __version__
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoAuthError,
+    JobMojitoError,
+    JobMojitoServerError,
+    JobMojitoUnavailableError,
+    JobMojitoValidationError,
+)
+from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+from airflow_provider_jobmojito.status import InterviewStatus
+
+POSITION = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
+SET_STATE = "/functions/v1/job-interview-set-state"
+
+
+@pytest.fixture
+def sandbox(jobmojito_sandbox: Any) -> Any:
+    jobmojito_sandbox.seed([{"id": POSITION, "status": "draft", "name": "Data engineer"}])
+    return jobmojito_sandbox
+
+
+@pytest.fixture
+def hook(sandbox: Any, jobmojito_conn: Any) -> JobMojitoHook:
+    return JobMojitoHook(jobmojito_conn())
+
+
+def set_state_calls(sandbox: Any) -> list[dict[str, Any]]:
+    return [r for r in sandbox.requests_log() if r["path"] == SET_STATE]
+
+
+class TestSetInterviewState:
+    def test_changes_the_status_and_returns_the_api_answer(self, hook: JobMojitoHook, sandbox: Any) -> None:
+        assert hook.set_interview_state(POSITION, status="archived") == {"success": True}
+        assert sandbox.position(POSITION)["status"] == "archived"
+
+    def test_accepts_the_status_enum_and_sends_only_what_changes(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        hook.set_interview_state(POSITION, status=InterviewStatus.ACTIVE)
+        assert set_state_calls(sandbox)[0]["json"] == {"position_id": POSITION, "status": "active"}
+
+    def test_sends_the_position_id_in_canonical_lower_case(self, hook: JobMojitoHook, sandbox: Any) -> None:
+        hook.set_interview_state(POSITION.upper().replace("-", ""), status="active")
+        assert set_state_calls(sandbox)[0]["json"]["position_id"] == POSITION
+
+    def test_changes_status_and_embedding_in_one_call(self, hook: JobMojitoHook, sandbox: Any) -> None:
+        answer = hook.set_interview_state(POSITION, status="active", is_embedded=True)
+        assert set(answer) == {"embed_id", "embed_signing_key"}
+        assert len(set_state_calls(sandbox)) == 1
+        assert sandbox.position(POSITION)["status"] == "active"
+
+
+class TestEmbedding:
+    def test_enabling_returns_the_keys_and_again_the_same_keys(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        first = hook.enable_embedding(POSITION)
+        assert first == hook.enable_embedding(POSITION)
+        assert sandbox.position(POSITION)["embed_id"] == first["embed_id"]
+
+    def test_disabling_deletes_the_keys_and_enabling_again_makes_new_ones(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        first = hook.enable_embedding(POSITION)
+        assert hook.disable_embedding(POSITION) == {"success": True}
+        assert sandbox.position(POSITION)["embed_id"] is None
+        assert hook.enable_embedding(POSITION)["embed_id"] != first["embed_id"]
+
+    def test_embed_url_is_built_from_the_embed_base_url(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        default = JobMojitoHook(jobmojito_conn())
+        assert default.embed_url("e-1") == "https://try.interviewmojito.com/embed?embed_id=e-1"
+        custom = JobMojitoHook(jobmojito_conn(), embed_base_url="https://careers.example.com/embed/")
+        assert custom.embed_url("a b") == "https://careers.example.com/embed?embed_id=a+b"
+
+
+class TestReads:
+    def test_get_interview_reads_one_definition(self, hook: JobMojitoHook) -> None:
+        assert hook.get_interview(POSITION)["status"] == "draft"
+
+    def test_list_interviews_passes_query_parameters(self, hook: JobMojitoHook, sandbox: Any) -> None:
+        answer = hook.list_interviews(status="draft", limit=10)
+        assert [row["id"] for row in answer["data"]] == [POSITION]
+        assert sandbox.requests_log()[-1]["query"] == {"status": "draft", "limit": "10"}
+
+
+class TestSession:
+    def test_one_session_is_reused_with_keep_alive(self, hook: JobMojitoHook) -> None:
+        session = hook.get_conn()
+        for _ in range(3):
+            hook.set_interview_state(POSITION, status="active")
+        assert hook.get_conn() is session
+        pools = session.get_adapter(hook.base_url).poolmanager.pools
+        assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
+
+    def test_user_agent_names_the_provider_and_its_version(self, hook: JobMojitoHook, sandbox: Any) -> None:
+        hook.set_interview_state(POSITION, status="active")
+        headers = {k.lower(): v for k, v in set_state_calls(sandbox)[0]["headers"].items()}
+        assert headers["user-agent"].startswith(f"airflow-provider-jobmojito/{__version__} ")
+
+    def test_constructing_the_hook_reads_no_connection(self) -> None:
+        # No connection "nowhere" exists: a lookup at construction time would raise.
+        JobMojitoHook("nowhere")
+
+
+class TestBadInputIsRefusedBeforeSending:
+    @pytest.mark.parametrize(
+        ("kwargs", "names"),
+        [
+            ({"position_id": "not-a-uuid", "status": "active"}, ["position_id", "UUID"]),
+            ({"position_id": 42, "status": "active"}, ["position_id"]),
+            ({"position_id": "", "status": "active"}, ["position_id"]),
+            ({"position_id": POSITION, "status": "actve"}, ["status", "draft, active, archived"]),
+            ({"position_id": POSITION, "status": "ACTIVE"}, ["status"]),
+            ({"position_id": POSITION, "is_embedded": "yes"}, ["is_embedded", "True, False"]),
+            ({"position_id": POSITION, "is_embedded": 1}, ["is_embedded"]),
+            ({"position_id": POSITION}, ["status", "is_embedded"]),
+        ],
+    )
+    def test_raises_value_error_naming_the_parameter(
+        self, hook: JobMojitoHook, sandbox: Any, kwargs: dict[str, Any], names: list[str]
+    ) -> None:
+        with pytest.raises(ValueError, match=names[0]) as raised:
+            hook.set_interview_state(**kwargs)
+        for name in names:
+            assert name in str(raised.value)
+        assert sandbox.requests_log() == []
+
+
+class TestErrors:
+    def test_unknown_position_is_a_server_error_that_explains_the_500(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        with pytest.raises(JobMojitoServerError, match=r"position id it does not know") as raised:
+            hook.set_interview_state(str(uuid.uuid4()), status="active")
+        assert raised.value.status_code == 500
+        assert raised.value.error
+        assert not isinstance(raised.value, AirflowFailException)
+        assert len(set_state_calls(sandbox)) == 1  # a 500 is not retried by the hook
+
+    def test_validation_error_names_the_field_and_is_not_retried_by_airflow(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        sandbox.add_fault(kind="status", status=422, count=1, body={"error": "Bad status.", "name": "status"})
+        with pytest.raises(JobMojitoValidationError) as raised:
+            hook.set_interview_state(POSITION, status="active")
+        assert (raised.value.status_code, raised.value.field, raised.value.error) == (
+            422,
+            "status",
+            "Bad status.",
+        )
+        assert "status" in str(raised.value)
+        assert isinstance(raised.value, AirflowFailException)
+
+    def test_refused_token_is_an_auth_error_without_retries(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        hook = JobMojitoHook(jobmojito_conn(password="opaque-token-the-api-does-not-know"))
+        with pytest.raises(JobMojitoAuthError) as raised:
+            hook.set_interview_state(POSITION, status="active")
+        assert raised.value.status_code == 401
+        assert isinstance(raised.value, AirflowFailException)
+        # An opaque token is sent as it is: the API, not the hook, refused it.
+        assert len(set_state_calls(sandbox)) == 1
+
+    def test_forbidden_is_an_auth_error(self, hook: JobMojitoHook, sandbox: Any) -> None:
+        sandbox.add_fault(kind="status", status=403, count=1, body={"error": "Not a merchant."})
+        with pytest.raises(JobMojitoAuthError, match="Not a merchant"):
+            hook.set_interview_state(POSITION, status="active")
+
+    def test_an_answer_that_is_not_json_is_reported_without_its_body(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        sandbox.add_fault(kind="status", status=500, count=1, body="<html>proxy error SECRETBODY</html>")
+        with pytest.raises(JobMojitoServerError) as raised:
+            hook.set_interview_state(POSITION, status="active")
+        assert "SECRETBODY" not in str(raised.value)
+
+
+class TestRetries:
+    @pytest.mark.parametrize("status", [429, 502, 503, 504])
+    def test_transient_answers_are_retried_until_success(
+        self, sandbox: Any, jobmojito_conn: Any, status: int
+    ) -> None:
+        sandbox.add_fault(kind="status", status=status, count=2)
+        hook = JobMojitoHook(jobmojito_conn())
+        assert hook.set_interview_state(POSITION, status="archived") == {"success": True}
+        assert [r["status"] for r in set_state_calls(sandbox)] == [status, status, 200]
+        assert sandbox.position(POSITION)["status"] == "archived"
+
+    def test_gives_up_after_exactly_max_retries_plus_one_attempts(
+        self, sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        sandbox.add_fault(kind="status", status=503, count=10)
+        hook = JobMojitoHook(jobmojito_conn(), max_retries=3)
+        with pytest.raises(JobMojitoUnavailableError, match="4 attempt") as raised:
+            hook.set_interview_state(POSITION, status="archived")
+        assert raised.value.status_code == 503
+        assert not isinstance(raised.value, AirflowFailException)
+        assert len(set_state_calls(sandbox)) == 4
+        assert sandbox.position(POSITION)["status"] == "draft"
+
+    def test_default_is_five_retries(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        sandbox.add_fault(kind="status", status=502, count=10)
+        with pytest.raises(JobMojitoUnavailableError):
+            JobMojitoHook(jobmojito_conn(), backoff_max=0).set_interview_state(POSITION, status="active")
+        assert len(set_state_calls(sandbox)) == 6
+
+    def test_retry_after_in_seconds_is_honoured(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        sandbox.add_fault(kind="status", status=429, count=1, retry_after="1")
+        hook = JobMojitoHook(jobmojito_conn())
+        hook.set_interview_state(POSITION, status="active")
+        first, second = set_state_calls(sandbox)
+        assert second["at"] - first["at"] >= 0.95
+
+    def test_retry_after_as_an_http_date_is_honoured(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        from datetime import UTC, datetime, timedelta
+        from email.utils import format_datetime
+
+        when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+        sandbox.add_fault(kind="status", status=503, count=1, retry_after=when)
+        JobMojitoHook(jobmojito_conn()).set_interview_state(POSITION, status="active")
+        first, second = set_state_calls(sandbox)
+        # The HTTP date has whole-second precision: it asks for between 1 and 2 seconds.
+        assert second["at"] - first["at"] >= 0.9
+
+    def test_retry_after_longer_than_backoff_max_ends_the_retries(
+        self, sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        sandbox.add_fault(kind="status", status=429, count=1, retry_after="120")
+        hook = JobMojitoHook(jobmojito_conn(), backoff_max=5)
+        started = time.monotonic()
+        with pytest.raises(JobMojitoUnavailableError, match="wait 120 s") as raised:
+            hook.set_interview_state(POSITION, status="active")
+        assert time.monotonic() - started < 2
+        assert raised.value.status_code == 429
+        assert len(set_state_calls(sandbox)) == 1
+
+    def test_dropped_connections_are_retried(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        sandbox.add_fault(kind="drop", count=2)
+        hook = JobMojitoHook(jobmojito_conn())
+        assert hook.set_interview_state(POSITION, status="completed") == {"success": True}
+        assert len(set_state_calls(sandbox)) == 3
+        assert sandbox.position(POSITION)["status"] == "completed"
+
+    def test_a_slow_answer_fails_within_the_timeout(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        sandbox.add_fault(kind="delay", seconds=3, count=1)
+        hook = JobMojitoHook(jobmojito_conn(), timeout=0.5, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(JobMojitoUnavailableError, match=r"got no answer within 0.5 s"):
+            hook.set_interview_state(POSITION, status="active")
+        assert time.monotonic() - started < 0.5 + 0.5
+
+    def test_a_slow_answer_is_retried(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        sandbox.add_fault(kind="delay", seconds=2, count=1)
+        hook = JobMojitoHook(jobmojito_conn(), timeout=0.5, max_retries=1)
+        assert hook.set_interview_state(POSITION, status="active") == {"success": True}
+
+    def test_an_unreachable_host_is_unavailable_after_the_retries(self, jobmojito_conn: Any) -> None:
+        hook = JobMojitoHook(jobmojito_conn(host="http://127.0.0.1:9/functions/v1"), max_retries=1)
+        with pytest.raises(JobMojitoUnavailableError, match="could not be reached") as raised:
+            hook.set_interview_state(POSITION, status="active")
+        assert raised.value.status_code is None
+
+
+def test_every_error_is_a_jobmojito_error() -> None:
+    for error in (
+        JobMojitoAuthError,
+        JobMojitoValidationError,
+        JobMojitoServerError,
+        JobMojitoUnavailableError,
+    ):
+        assert issubclass(error, JobMojitoError)

@@ -1,0 +1,58 @@
+"""test_connection changes nothing and says what to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+POSITION = "0d6f4b8e-1a2c-4e3f-9a7b-6c5d4e3f2a1b"
+
+
+def test_a_good_token_connects_with_a_read_call_only(jobmojito_sandbox: Any, jobmojito_conn: Any) -> None:
+    from airflow.sdk import Connection
+
+    jobmojito_sandbox.seed([{"id": POSITION, "status": "draft"}])
+    conn = Connection.get(jobmojito_conn())
+    ok, message = conn.test_connection()
+    assert ok, message
+    assert "accepted" in message
+    assert [(r["method"], r["path"]) for r in jobmojito_sandbox.requests_log()] == [
+        ("GET", "/functions/v1/merchant-interview-list")
+    ]
+    assert jobmojito_sandbox.position(POSITION)["status"] == "draft"
+
+
+def test_a_bad_token_says_authentication_failed(jobmojito_sandbox: Any, jobmojito_conn: Any) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    ok, message = JobMojitoHook(jobmojito_conn(password="not-a-valid-token")).test_connection()
+    assert not ok
+    assert message.startswith("Authentication failed")
+
+
+def test_an_expired_token_says_when_it_expired_and_sends_nothing(
+    jobmojito_sandbox: Any, jobmojito_conn: Any
+) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    conn_id = jobmojito_conn(password=jobmojito_sandbox.issue_token(lifetime=-60))
+    ok, message = JobMojitoHook(conn_id).test_connection()
+    assert not ok
+    assert "expired at" in message
+    assert jobmojito_sandbox.requests_log() == []
+
+
+def test_an_unreachable_host_says_so_quickly(jobmojito_conn: Any) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    ok, message = JobMojitoHook(jobmojito_conn(host="http://127.0.0.1:9/functions/v1")).test_connection()
+    assert not ok
+    assert message.startswith("Could not reach JobMojito")
+    assert "1 attempt" in message
+
+
+def test_an_unknown_extra_is_reported(jobmojito_conn: Any) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    ok, message = JobMojitoHook(jobmojito_conn(extra={"proxy": "x"})).test_connection()
+    assert not ok
+    assert "Unknown connection extra 'proxy'" in message

@@ -1,0 +1,131 @@
+"""Connection extras and hook arguments become validated settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider_jobmojito import DEFAULT_API_URL
+from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
+from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+from airflow_provider_jobmojito.settings import EXTRAS, HookSettings
+
+
+def resolve(host: str | None = None, extras: dict[str, Any] | None = None, **overrides: Any) -> HookSettings:
+    return HookSettings.resolve(host=host, login=None, password="t", extras=extras or {}, overrides=overrides)
+
+
+def test_defaults_match_the_documentation() -> None:
+    settings = resolve()
+    assert settings.base_url == DEFAULT_API_URL == "https://cool.jobmojito.com/functions/v1"
+    assert settings.timeout == 30
+    assert (settings.retry.max_retries, settings.retry.backoff_factor, settings.retry.backoff_max) == (
+        5,
+        0.5,
+        30,
+    )
+    assert settings.supabase_url == "https://cool.jobmojito.com"
+    assert settings.embed_base_url == "https://try.interviewmojito.com/embed"
+    assert settings.supabase_anon_key is None
+
+
+def test_hook_arguments_override_extras_which_override_defaults() -> None:
+    settings = resolve(extras={"timeout": 7, "max_retries": 2}, timeout=3)
+    assert settings.timeout == 3
+    assert settings.retry.max_retries == 2
+
+
+def test_uri_extras_arrive_as_strings_and_are_cast() -> None:
+    settings = resolve(
+        extras={"timeout": "12.5", "max_retries": "3", "backoff_factor": "0", "backoff_max": "9"}
+    )
+    assert (settings.timeout, settings.retry.max_retries, settings.retry.backoff_max) == (12.5, 3, 9)
+
+
+def test_empty_form_fields_mean_the_default() -> None:
+    assert resolve(extras={"timeout": "", "supabase_url": None}).timeout == 30
+
+
+def test_legacy_prefixed_extras_are_read() -> None:
+    assert resolve(extras={"extra__jobmojito__timeout": 4}).timeout == 4
+
+
+def test_an_unknown_extra_is_an_error_that_lists_the_known_ones() -> None:
+    with pytest.raises(JobMojitoConfigError, match="Unknown connection extra 'timout'") as raised:
+        resolve(extras={"timout": 5})
+    for name in EXTRAS:
+        assert name in str(raised.value)
+    assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("extras", "message"),
+    [
+        ({"timeout": 0}, "timeout must be a number of seconds above 0"),
+        ({"timeout": "soon"}, "timeout must be a number"),
+        ({"max_retries": -1}, "max_retries must be a whole number"),
+        ({"max_retries": 1.5}, "max_retries must be a whole number"),
+        ({"backoff_max": "inf"}, "backoff_max must be a number"),
+        ({"supabase_url": "ftp://x"}, "supabase_url must be an http"),
+        ({"embed_base_url": 3}, "embed_base_url must be an http"),
+    ],
+)
+def test_bad_values_name_the_setting(extras: dict[str, Any], message: str) -> None:
+    with pytest.raises(JobMojitoConfigError, match=message):
+        resolve(extras=extras)
+
+
+def test_host_may_be_a_bare_name_with_port_and_path_from_a_uri_connection() -> None:
+    settings = HookSettings.resolve(
+        host="api.example.com",
+        port=8443,
+        schema="functions/v1",
+        login=None,
+        password="t",
+        extras={},
+        overrides={},
+    )
+    assert settings.base_url == "https://api.example.com:8443/functions/v1"
+    assert settings.supabase_url == "https://api.example.com:8443"
+
+
+def test_login_switches_to_sign_in_mode() -> None:
+    signs_in = HookSettings.resolve(host=None, login="a@b.c", password="p", extras={}, overrides={})
+    assert signs_in.signs_in
+    assert not resolve().signs_in
+
+
+class TestConnectionForms:
+    def test_json_connection(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_JM_JSON",
+            json.dumps(
+                {
+                    "conn_type": "jobmojito",
+                    "host": "http://127.0.0.1:1/functions/v1",
+                    "password": "tok",
+                    "extra": {"timeout": 4, "max_retries": 1},
+                }
+            ),
+        )
+        settings = JobMojitoHook("jm_json").settings
+        assert (settings.base_url, settings.timeout, settings.retry.max_retries) == (
+            "http://127.0.0.1:1/functions/v1",
+            4,
+            1,
+        )
+
+    def test_uri_connection(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_JM_URI",
+            "jobmojito://:tok@http%3A%2F%2F127.0.0.1%3A1%2Ffunctions%2Fv1/?timeout=4&max_retries=1",
+        )
+        settings = JobMojitoHook("jm_uri").settings
+        assert (settings.base_url, settings.timeout, settings.retry.max_retries) == (
+            "http://127.0.0.1:1/functions/v1",
+            4,
+            1,
+        )
+        assert settings.password == "tok"
