@@ -1,35 +1,128 @@
-"""`make demo`: change a position's state through JobMojitoHook against a local sandbox."""
+"""`make demo`: the three example DAGs, end to end, against a local JobMojito sandbox.
+
+Starts the sandbox on a free port with the positions of ``demo_positions.json``, points
+``AIRFLOW_CONN_JOBMOJITO_DEFAULT`` at it, uses ``.demo/airflow_home`` as AIRFLOW_HOME, runs the
+example DAGs with ``dag.test()``, prints what changed, and stops the sandbox.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-from airflow_provider_jobmojito.sandbox import SandboxServer
-
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / ".demo"
+SEED = REPO / "scripts" / "demo_positions.json"
+DATA_ENGINEER, ANALYTICS_ENGINEER, COORDINATOR, SRE, DESIGNER = (
+    p["id"] for p in json.loads(SEED.read_text())["positions"]
+)
 
 
 def main() -> int:
-    seed = json.loads((HERE / "demo_positions.json").read_text())["positions"]
-    with SandboxServer(positions=seed) as sandbox:
-        os.environ["AIRFLOW_CONN_JOBMOJITO_DEFAULT"] = json.dumps(
-            {"conn_type": "jobmojito", "host": sandbox.api_url, "password": sandbox.issue_token()}
-        )
-        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+    DEMO.mkdir(exist_ok=True)
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_jobmojito.sandbox", "--port", "0", "--seed", str(SEED)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        base_url = sandbox.stdout.readline().strip().rsplit(" ", 1)[-1]
+        return run_demo(base_url)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
 
-        hook = JobMojitoHook()
-        position = seed[0]
-        before = sandbox.position(position["id"])["status"]
-        hook.set_interview_state(position["id"], status="active")
-        keys = hook.enable_embedding(position["id"])
-        after = sandbox.position(position["id"])
-        print(f"Sandbox: {sandbox.api_url}")
-        print(f"{position['name']}: {before} -> {after['status']}")
-        print(f"Embedding on: {hook.embed_url(keys['embed_id'])} (signing key kept out of this output)")
+
+def run_demo(base_url: str) -> int:
+    home = DEMO / "airflow_home"
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            # Sign in as the sandbox's demo user, as a real deployment with e-mail + password would.
+            "AIRFLOW_CONN_JOBMOJITO_DEFAULT": json.dumps(
+                {
+                    "conn_type": "jobmojito",
+                    "host": f"{base_url}/functions/v1",
+                    "login": "demo@jobmojito.test",
+                    "password": "sandbox-password",
+                }
+            ),
+        }
+    )
+    log_path = DEMO / "airflow.log"
+    print(f"JobMojito sandbox: {base_url}/functions/v1   (Airflow's own log: {log_path.relative_to(REPO)})")
+    before = positions(base_url)
+
+    from airflow.sdk.log import configure_logging
+
+    with log_path.open("w") as log_file:
+        # Airflow's task logging, masked, goes to the file; this console keeps the summary.
+        configure_logging(output=log_file, colored_console_log=False, cache_logger_on_first_use=False)
+        runs = run_example_dags()
+
+    after = positions(base_url)
+    print()
+    for dag_id, state, seconds in runs:
+        print(f"  {state:<8} {dag_id:<38} {seconds:5.1f} s")
+    print()
+    print(f"  {'position':<36}  {'name':<36}  {'before':<17}  after")
+    for position_id, now in after.items():
+        print(f"  {position_id}  {now['name']:<36}  {describe(before[position_id]):<17}  {describe(now)}")
+    snippet = DEMO / "careers" / f"{DESIGNER}.html"
+    print()
+    print(f"  Embed URL:    {embed_url(after[DESIGNER])}")
+    print(f"  Snippet file: {snippet.relative_to(REPO)}")
+    print(f"                {snippet.read_text().strip()}")
+    failed = [dag_id for dag_id, state, _ in runs if state != "success"]
+    if failed:
+        print(f"\nFailed: {', '.join(failed)}; see {log_path}")
+        return 1
     return 0
+
+
+def run_example_dags() -> list[tuple[str, str, float]]:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    db.resetdb()
+    bag = DagBag(dag_folder=str(REPO / "example_dags"))
+    plan: list[tuple[str, dict[str, Any]]] = [
+        ("jobmojito_activate_positions", {"position_ids": [DATA_ENGINEER, ANALYTICS_ENGINEER]}),
+        ("jobmojito_hiring_closed", {"position_ids": [COORDINATOR, SRE]}),
+        # Under a scheduler the producer's Asset event starts this run; dag.test() starts it by hand.
+        ("jobmojito_archive_closed_positions", {"position_ids": [COORDINATOR, SRE]}),
+        ("jobmojito_careers_page_embed", {"position_id": DESIGNER, "output_dir": str(DEMO / "careers")}),
+    ]
+    runs = []
+    for dag_id, conf in plan:
+        started = time.monotonic()
+        run = bag.dags[dag_id].test(run_conf=conf)
+        runs.append((dag_id, str(run.state), time.monotonic() - started))
+    return runs
+
+
+def positions(base_url: str) -> dict[str, dict[str, Any]]:
+    with urllib.request.urlopen(f"{base_url}/_sandbox/positions", timeout=10) as response:  # noqa: S310
+        return {p["id"]: p for p in json.load(response)["positions"]}
+
+
+def describe(position: dict[str, Any]) -> str:
+    return f"{position['status']}{', embedded' if position['embed_id'] else ''}"
+
+
+def embed_url(position: dict[str, Any]) -> str:
+    return f"https://try.interviewmojito.com/embed?embed_id={position['embed_id']}"
 
 
 if __name__ == "__main__":

@@ -64,3 +64,32 @@ def jobmojito_conn(monkeypatch: pytest.MonkeyPatch, jobmojito_sandbox: Any) -> C
         return conn_id
 
     return define
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated, empty metadata database (sqlite in the test AIRFLOW_HOME), once per session."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def load_example_dag(module_name: str, dag_id: str) -> Any:
+    """Parse a file of ``example_dags/`` the way the DAG processor does, and return one DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "example_dags" / f"{module_name}.py"))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id]
+
+
+def run_inline_dag(dag: Any, **kwargs: Any) -> Any:
+    """``dag.test()`` for a DAG defined in a test module rather than in the DAGs folder."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=tempfile.mkdtemp())
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag.test(**kwargs)

@@ -1,0 +1,66 @@
+"""Archive positions once hiring closes, and switch their careers-page embedding off.
+
+Two DAGs:
+
+- ``jobmojito_hiring_closed`` stands for the upstream system (an ATS export, say) that knows when
+  hiring for a position is over. It records an event on the Asset ``jobmojito://positions/hiring-closed``
+  whose ``extra`` lists the closed positions.
+- ``jobmojito_archive_closed_positions`` runs on each such event (or by hand, with the
+  ``position_ids`` param) and archives every closed position with embedding off, in one call each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Asset, Param, task
+
+from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
+
+HIRING_CLOSED = Asset("jobmojito://positions/hiring-closed")
+
+_POSITION_IDS = Param([], type="array", items={"type": "string"}, description="Ids of closed positions.")
+
+with DAG(
+    dag_id="jobmojito_hiring_closed",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"position_ids": _POSITION_IDS},
+    tags=["jobmojito", "example"],
+):
+
+    @task(outlets=[HIRING_CLOSED])
+    def announce_closed_positions(**context: Any) -> list[str]:
+        ids: list[str] = context["params"]["position_ids"]
+        context["outlet_events"][HIRING_CLOSED].extra = {"position_ids": ids}
+        return ids
+
+    announce_closed_positions()
+
+
+with DAG(
+    dag_id="jobmojito_archive_closed_positions",
+    schedule=[HIRING_CLOSED],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"position_ids": _POSITION_IDS},
+    tags=["jobmojito", "example"],
+    doc_md=__doc__,
+):
+
+    @task
+    def closed_positions(**context: Any) -> list[str]:
+        """The ids named by the triggering events, or by the params of a manual run."""
+        ids: list[str] = list(context["params"]["position_ids"])
+        for event in context["triggering_asset_events"].get(HIRING_CLOSED, []):
+            ids.extend(event.extra.get("position_ids", []))
+        return list(dict.fromkeys(ids))  # keep order, drop repeats
+
+    SetInterviewStateOperator.partial(
+        task_id="archive",
+        status="archived",
+        is_embedded=False,
+        retries=2,
+    ).expand(position_id=closed_positions())

@@ -1,0 +1,67 @@
+"""Put an interview on the careers page: embed it, publish the iframe snippet, then open it.
+
+1. ``enable_embedding`` switches iframe embedding on; the embed keys go to XCom
+   (``embed_id``, ``embed_signing_key``, ``embed_url``).
+2. ``publish_careers_snippet`` writes the iframe snippet for the careers page, and hands the
+   signing key to the careers site's backend in a file only its owner can read.
+3. ``activate`` opens the position to candidates, once the page is ready for them.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
+
+with DAG(
+    dag_id="jobmojito_careers_page_embed",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={
+        "position_id": Param(type="string", description="The position to put on the careers page."),
+        "output_dir": Param(
+            str(Path(tempfile.gettempdir()) / "jobmojito-careers"),
+            type="string",
+            description="Where to write.",
+        ),
+    },
+    tags=["jobmojito", "example"],
+    doc_md=__doc__,
+):
+    embed = EmbedOperator(task_id="enable_embedding", position_id="{{ params.position_id }}")
+
+    @task
+    def publish_careers_snippet(embed: dict[str, str], **context: Any) -> str:
+        signing_key = context["ti"].xcom_pull(task_ids="enable_embedding", key="embed_signing_key")
+        # The masker knows only what this process registered: register the pulled key again.
+        mask_secret(signing_key)
+        out = Path(context["params"]["output_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        position_id = embed["position_id"]  # validated and canonical, so safe in a file name
+
+        snippet = out / f"{position_id}.html"
+        snippet.write_text(
+            f'<iframe src="{html.escape(embed["embed_url"])}" width="100%" height="600" '
+            'frameborder="0" title="Interview" allow="camera; microphone"></iframe>\n'
+        )
+        backend_env = out / f"{position_id}.env"
+        fd = os.open(backend_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as env_file:
+            env_file.write(
+                f"JOBMOJITO_EMBED_ID={embed['embed_id']}\nJOBMOJITO_EMBED_SIGNING_KEY={signing_key}\n"
+            )
+        return str(snippet)
+
+    activate = SetInterviewStateOperator(
+        task_id="activate", position_id="{{ params.position_id }}", status="active"
+    )
+    publish_careers_snippet(embed.output) >> activate

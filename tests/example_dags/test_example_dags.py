@@ -1,0 +1,150 @@
+"""Each example DAG imports cleanly and runs end to end under dag.test() against the sandbox."""
+
+from __future__ import annotations
+
+import stat
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+
+from tests.conftest import REPO, load_example_dag
+
+P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
+P2 = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
+P3 = "5c7e1a2b-3d4f-4a6b-8c9d-0e1f2a3b4c5d"
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture
+def sandbox(jobmojito_sandbox: Any, jobmojito_conn: Any) -> Any:
+    jobmojito_sandbox.seed(
+        [
+            {"id": P1, "status": "draft"},
+            {"id": P2, "status": "active", "embedded": True},
+            {"id": P3, "status": "active", "embedded": True},
+        ]
+    )
+    jobmojito_conn()
+    return jobmojito_sandbox
+
+
+def test_every_example_dag_imports_without_errors_or_warnings() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = DagBag(dag_folder=str(REPO / "example_dags"))
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == [
+        "jobmojito_activate_positions",
+        "jobmojito_archive_closed_positions",
+        "jobmojito_careers_page_embed",
+        "jobmojito_hiring_closed",
+    ]
+    ours = [w for w in caught if issubclass(w.category, DeprecationWarning | FutureWarning)]
+    assert ours == []
+
+
+class TestActivatePositions:
+    def test_runs_at_eight_on_weekdays_berlin_time(self) -> None:
+        from airflow.serialization.decoders import decode_timetable
+        from airflow.serialization.encoders import encode_timetable
+
+        dag = load_example_dag("jobmojito_activate_positions", "jobmojito_activate_positions")
+        # What the scheduler computes with: the serialized timetable, decoded.
+        timetable = decode_timetable(encode_timetable(dag.timetable))
+        after = pendulum.datetime(2026, 7, 3, 12, tz="Europe/Berlin")  # a Friday, summer time
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=_restriction(after),
+        )
+        assert info.run_after.in_tz("Europe/Berlin") == pendulum.datetime(2026, 7, 6, 8, tz="Europe/Berlin")
+
+    def test_activates_the_positions_given_as_params(self, sandbox: Any) -> None:
+        dag = load_example_dag("jobmojito_activate_positions", "jobmojito_activate_positions")
+        run = dag.test(run_conf={"position_ids": [P1, P2]})
+        assert run.state == "success"
+        assert [sandbox.position(p)["status"] for p in (P1, P2)] == ["active", "active"]
+        labels = sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "activate")
+        assert labels == sorted([P1, P2])
+
+    def test_falls_back_to_the_airflow_variable(self, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("AIRFLOW_VAR_JOBMOJITO_POSITIONS_TO_ACTIVATE", f'["{P1}"]')
+        dag = load_example_dag("jobmojito_activate_positions", "jobmojito_activate_positions")
+        assert dag.test().state == "success"
+        assert sandbox.position(P1)["status"] == "active"
+
+
+class TestArchiveAfterHiring:
+    def test_the_producer_records_the_closed_positions_on_the_asset(self, sandbox: Any) -> None:
+        from airflow.models.asset import AssetEvent
+        from airflow.utils.session import create_session
+
+        dag = load_example_dag("jobmojito_archive_after_hiring", "jobmojito_hiring_closed")
+        run = dag.test(run_conf={"position_ids": [P2, P3]})
+        assert run.state == "success"
+        with create_session() as session:
+            events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id).all()
+            assert [e.extra["position_ids"] for e in events] == [[P2, P3]]
+            assert events[0].asset.uri == "jobmojito://positions/hiring-closed"
+
+    def test_archives_each_closed_position_with_embedding_off(self, sandbox: Any) -> None:
+        dag = load_example_dag("jobmojito_archive_after_hiring", "jobmojito_archive_closed_positions")
+        run = dag.test(run_conf={"position_ids": [P2, P3, P2]})
+        assert run.state == "success"
+        for position in (P2, P3):
+            stored = sandbox.position(position)
+            assert (stored["status"], stored["embed_id"]) == ("archived", None)
+        assert sandbox.position(P1)["status"] == "draft"
+        calls = [r["json"] for r in sandbox.requests_log() if r["path"].endswith("set-state")]
+        assert sorted(c["position_id"] for c in calls) == sorted([P2, P3])
+
+
+class TestCareersPageEmbed:
+    def test_embeds_publishes_the_snippet_then_activates(self, sandbox: Any, tmp_path: Path) -> None:
+        dag = load_example_dag("jobmojito_careers_page_embed", "jobmojito_careers_page_embed")
+        run = dag.test(run_conf={"position_id": P1, "output_dir": str(tmp_path)})
+        assert run.state == "success"
+        stored = sandbox.position(P1)
+        embed_url = f"https://try.interviewmojito.com/embed?embed_id={stored['embed_id']}"
+        ti = run.get_task_instance("enable_embedding")
+        assert ti.xcom_pull(task_ids="enable_embedding", key="embed_id") == stored["embed_id"]
+        assert ti.xcom_pull(task_ids="enable_embedding", key="embed_url") == embed_url
+        assert (
+            ti.xcom_pull(task_ids="enable_embedding", key="embed_signing_key") == stored["embed_signing_key"]
+        )
+        assert stored["embed_signing_key"] not in str(ti.xcom_pull(task_ids="enable_embedding"))
+
+        snippet = (tmp_path / f"{P1}.html").read_text()
+        assert f'src="{embed_url.replace("&", "&amp;")}"' in snippet
+        backend_env = tmp_path / f"{P1}.env"
+        assert stat.S_IMODE(backend_env.stat().st_mode) == 0o600
+        assert f"JOBMOJITO_EMBED_SIGNING_KEY={stored['embed_signing_key']}" in backend_env.read_text()
+        assert stored["status"] == "active"
+        order = [r["json"] for r in sandbox.requests_log() if r["path"].endswith("set-state")]
+        assert order == [{"position_id": P1, "is_embedded": True}, {"position_id": P1, "status": "active"}]
+
+    def test_an_unknown_position_fails_at_the_embed_step_and_stops_there(
+        self, sandbox: Any, tmp_path: Path
+    ) -> None:
+        dag = load_example_dag("jobmojito_careers_page_embed", "jobmojito_careers_page_embed")
+        run = dag.test(run_conf={"position_id": str(uuid.uuid4()), "output_dir": str(tmp_path)})
+        states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+        assert run.state == "failed"
+        assert states == {
+            "enable_embedding": "failed",
+            "publish_careers_snippet": "upstream_failed",
+            "activate": "upstream_failed",
+        }
+        assert list(tmp_path.iterdir()) == []
+
+
+def _restriction(after: pendulum.DateTime) -> Any:
+    from airflow.timetables.base import TimeRestriction
+
+    return TimeRestriction(earliest=after, latest=None, catchup=True)

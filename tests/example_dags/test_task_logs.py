@@ -1,0 +1,54 @@
+"""After real task runs, the task log holds each call's line and neither token nor signing key."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+POSITION = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_task_logs_are_masked(jobmojito_sandbox: Any, jobmojito_conn: Any, tmp_path: Path) -> None:
+    jobmojito_sandbox.seed([{"id": POSITION, "status": "draft"}])
+    jobmojito_conn()
+    token = json.loads(os.environ["AIRFLOW_CONN_JOBMOJITO_DEFAULT"])["password"]
+    log_file = tmp_path / "task.log"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.example_dags.task_log_run",
+            str(log_file),
+            str(tmp_path / "out"),
+            POSITION,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == {"careers": "success", "careless": "success", "key_registered": True}
+
+    log = log_file.read_text()
+    signing_key = jobmojito_sandbox.position(POSITION)["embed_signing_key"]
+    assert f"position {POSITION} -> embedding on (" in log
+    assert f"position {POSITION} -> active (" in log
+    # Airflow's own JWT pattern may redact the token first, leaving its "eyJ" prefix.
+    assert re.search(r"careless leak: key=\*\*\* token=(eyJ)?\*\*\*", log)
+    assert signing_key not in log
+    assert token not in log
+    for stream in (result.stdout, result.stderr):
+        assert signing_key not in stream

@@ -1,0 +1,275 @@
+"""SetInterviewStateOperator and EmbedOperator: validation, XCom, templating, mapping, failures."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pendulum
+import pytest
+from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_jobmojito.exceptions import JobMojitoValidationError
+from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
+from tests.conftest import run_inline_dag
+
+P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
+P2 = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
+P3 = "5c7e1a2b-3d4f-4a6b-8c9d-0e1f2a3b4c5d"
+SET_STATE = "/functions/v1/job-interview-set-state"
+
+
+@pytest.fixture
+def sandbox(jobmojito_sandbox: Any, jobmojito_conn: Any) -> Any:
+    jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in (P1, P2, P3)])
+    jobmojito_conn()
+    return jobmojito_sandbox
+
+
+def set_state_calls(sandbox: Any) -> list[dict[str, Any]]:
+    return [r for r in sandbox.requests_log() if r["path"] == SET_STATE]
+
+
+class TestConstruction:
+    @pytest.mark.parametrize(
+        ("kwargs", "fragments"),
+        [
+            ({"position_id": P1, "status": "actve"}, ["status must be one of", "draft, active, archived"]),
+            ({"position_id": "pos-1", "status": "active"}, ["position_id must be a UUID"]),
+            ({"position_id": P1, "is_embedded": "yes"}, ["is_embedded must be True, False or None"]),
+            ({"position_id": P1}, ["give status", "or is_embedded"]),
+            ({"position_id": P1, "status": "active", "push_signing_key": "no"}, ["push_signing_key"]),
+        ],
+    )
+    def test_literal_arguments_are_checked_when_built(
+        self, kwargs: dict[str, Any], fragments: list[str]
+    ) -> None:
+        with pytest.raises(ValueError, match=fragments[0]) as raised:
+            SetInterviewStateOperator(task_id="t", **kwargs)
+        for fragment in fragments:
+            assert fragment in str(raised.value)
+
+    def test_templated_and_upstream_arguments_wait_for_the_run(self) -> None:
+        with DAG("construction", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+
+            @task
+            def upstream() -> str:
+                return P1
+
+            SetInterviewStateOperator(task_id="t1", position_id="{{ params.p }}", status="{{ params.s }}")
+            SetInterviewStateOperator(task_id="t2", position_id=upstream(), is_embedded="{{ params.e }}")
+
+    def test_building_touches_neither_connection_nor_network(self, jobmojito_sandbox: Any) -> None:
+        EmbedOperator(task_id="t", position_id=P1, jobmojito_conn_id="no_such_connection")
+        assert jobmojito_sandbox.requests_log() == []
+
+    def test_template_fields(self) -> None:
+        assert set(SetInterviewStateOperator.template_fields) == {
+            "position_id",
+            "status",
+            "is_embedded",
+            "jobmojito_conn_id",
+        }
+        assert set(EmbedOperator.template_fields) == {"position_id", "is_embedded", "jobmojito_conn_id"}
+
+    def test_a_dag_file_with_a_misspelt_status_fails_to_import(self, tmp_path: Path) -> None:
+        from airflow.dag_processing.dagbag import DagBag
+
+        (tmp_path / "typo_dag.py").write_text(
+            textwrap.dedent(
+                f"""
+                import pendulum
+                from airflow.sdk import DAG
+                from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
+
+                with DAG("typo", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+                    SetInterviewStateOperator(task_id="archive", position_id="{P1}", status="actve")
+                """
+            )
+        )
+        bag = DagBag(dag_folder=str(tmp_path))
+        (error,) = bag.import_errors.values()
+        assert "status must be one of draft, active, archived, deleted, preparing, completed" in error
+        assert "'actve'" in error
+
+
+class TestExecute:
+    def execute(self, operator: SetInterviewStateOperator) -> tuple[Any, mock.MagicMock]:
+        ti = mock.MagicMock()
+        return operator.execute(context={"ti": ti}), ti  # type: ignore[arg-type]
+
+    @staticmethod
+    def pushed(ti: mock.MagicMock) -> dict[str, Any]:
+        return {c.kwargs["key"]: c.kwargs["value"] for c in ti.xcom_push.call_args_list}
+
+    def test_embedding_pushes_the_keys_and_returns_no_secret(self, sandbox: Any) -> None:
+        result, ti = self.execute(EmbedOperator(task_id="t", position_id=P1))
+        stored = sandbox.position(P1)
+        embed_url = f"https://try.interviewmojito.com/embed?embed_id={stored['embed_id']}"
+        assert self.pushed(ti) == {
+            "embed_id": stored["embed_id"],
+            "embed_signing_key": stored["embed_signing_key"],
+            "embed_url": embed_url,
+        }
+        assert result == {
+            "position_id": P1,
+            "is_embedded": True,
+            "embed_id": stored["embed_id"],
+            "embed_url": embed_url,
+        }
+        assert stored["embed_signing_key"] not in repr(result)
+
+    def test_push_signing_key_false_keeps_the_key_out_of_xcom(self, sandbox: Any) -> None:
+        _, ti = self.execute(EmbedOperator(task_id="t", position_id=P1, push_signing_key=False))
+        assert set(self.pushed(ti)) == {"embed_id", "embed_url"}
+
+    def test_switching_embedding_off_pushes_nothing_stale(self, sandbox: Any) -> None:
+        self.execute(EmbedOperator(task_id="on", position_id=P1))
+        result, ti = self.execute(EmbedOperator(task_id="off", position_id=P1, is_embedded=False))
+        assert self.pushed(ti) == {}
+        assert result == {"position_id": P1, "is_embedded": False}
+        assert sandbox.position(P1)["embed_id"] is None
+
+    def test_set_state_with_embedding_pushes_the_keys_too(self, sandbox: Any) -> None:
+        result, ti = self.execute(
+            SetInterviewStateOperator(task_id="t", position_id=P1, status="active", is_embedded=True)
+        )
+        assert set(self.pushed(ti)) == {"embed_id", "embed_signing_key", "embed_url"}
+        assert result["status"] == "active"
+        assert sandbox.position(P1)["status"] == "active"
+
+    def test_status_only_returns_what_changed(self, sandbox: Any) -> None:
+        result, ti = self.execute(SetInterviewStateOperator(task_id="t", position_id=P1, status="archived"))
+        assert result == {"position_id": P1, "status": "archived"}
+        assert self.pushed(ti) == {}
+
+    def test_bad_rendered_values_fail_without_retry_or_request(self, sandbox: Any) -> None:
+        operator = SetInterviewStateOperator(task_id="t", position_id=P1, status="{{ params.s }}")
+        operator.status = "actve"  # as rendered
+        with pytest.raises(AirflowFailException, match="status must be one of") as raised:
+            self.execute(operator)
+        assert "'t'" in str(raised.value)
+        assert sandbox.requests_log() == []
+
+    def test_rendered_true_and_false_strings_are_bools(self, sandbox: Any) -> None:
+        operator = EmbedOperator(task_id="t", position_id=P1, is_embedded="{{ params.e }}")
+        operator.is_embedded = "False"  # as rendered by Jinja
+        self.execute(operator)
+        assert set_state_calls(sandbox)[0]["json"] == {"position_id": P1, "is_embedded": False}
+
+    def test_logs_what_changed_and_how_long_it_took(
+        self, sandbox: Any, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        self.execute(
+            SetInterviewStateOperator(task_id="t", position_id=P1, status="archived", is_embedded=False)
+        )
+        out = capfd.readouterr().out
+        assert f"position {P1} -> archived, embedding off (" in out
+        assert " ms)" in out
+
+    def test_permanent_api_errors_fail_fast(self, sandbox: Any) -> None:
+        sandbox.add_fault("status", status=422, body={"error": "Invalid transition.", "name": "status"})
+        with pytest.raises(JobMojitoValidationError) as raised:
+            self.execute(SetInterviewStateOperator(task_id="t", position_id=P1, status="deleted"))
+        assert isinstance(raised.value, AirflowFailException)
+
+
+def dag_for(dag_id: str, **kwargs: Any) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), **kwargs)
+
+
+@pytest.mark.usefixtures("airflow_db")
+class TestInDagRuns:
+    def test_every_templated_field_is_rendered(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        jobmojito_conn("jobmojito_other")
+        with dag_for(
+            "templated",
+            params={"position": P1.upper(), "status": "active", "embed": True, "conn": "jobmojito_other"},
+        ) as dag:
+            SetInterviewStateOperator(
+                task_id="t",
+                position_id="{{ params.position }}",
+                status="{{ params.status }}",
+                is_embedded="{{ params.embed }}",
+                jobmojito_conn_id="{{ params.conn }}",
+            )
+        run = run_inline_dag(dag)
+        assert run.state == "success"
+        assert sandbox.position(P1)["status"] == "active"
+        assert sandbox.position(P1)["embed_id"] is not None
+
+    def test_bad_rendered_status_fails_the_task_without_retries(self, sandbox: Any) -> None:
+        with dag_for("bad_render", params={"status": "actve"}) as dag:
+            SetInterviewStateOperator(task_id="t", position_id=P1, status="{{ params.status }}", retries=3)
+        run = run_inline_dag(dag)
+        ti = run.get_task_instance("t")
+        assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+        assert sandbox.requests_log() == []
+
+    def test_mapping_over_a_list_labels_each_instance_with_its_position(self, sandbox: Any) -> None:
+        with dag_for("mapped_list") as dag:
+            SetInterviewStateOperator.partial(task_id="activate", status="active").expand(
+                position_id=[P1, P2]
+            )
+        run = run_inline_dag(dag)
+        assert run.state == "success"
+        labels = sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "activate")
+        assert labels == sorted([P1, P2])
+        assert sandbox.position(P1)["status"] == sandbox.position(P2)["status"] == "active"
+
+    def test_mapping_over_an_upstream_output(self, sandbox: Any) -> None:
+        with dag_for("mapped_upstream") as dag:
+
+            @task
+            def closed() -> list[str]:
+                return [P2, P3]
+
+            SetInterviewStateOperator.partial(task_id="archive", status="archived").expand(
+                position_id=closed()
+            )
+        assert run_inline_dag(dag).state == "success"
+        assert [sandbox.position(p)["status"] for p in (P1, P2, P3)] == ["draft", "archived", "archived"]
+
+    def test_mapping_with_expand_kwargs_and_embed_xcom_per_instance(self, sandbox: Any) -> None:
+        with dag_for("mapped_kwargs") as dag:
+            EmbedOperator.partial(task_id="embed").expand_kwargs(
+                [
+                    {"position_id": P1},
+                    {"position_id": P2, "push_signing_key": False},
+                    {"position_id": P3, "is_embedded": False},
+                ]
+            )
+        run = run_inline_dag(dag)
+        assert run.state == "success"
+        ti = run.get_task_instance("embed", map_index=0)
+        assert list(ti.xcom_pull(task_ids="embed", key="embed_id")) == [
+            sandbox.position(P1)["embed_id"],
+            sandbox.position(P2)["embed_id"],
+        ]
+        assert list(ti.xcom_pull(task_ids="embed", key="embed_signing_key")) == [
+            sandbox.position(P1)["embed_signing_key"]
+        ]
+        assert sandbox.position(P3)["embed_id"] is None
+
+    def test_an_unknown_position_fails_the_run_with_the_server_error(self, sandbox: Any) -> None:
+        unknown = str(uuid.uuid4())
+        with dag_for("unknown_position") as dag:
+            SetInterviewStateOperator(task_id="t", position_id=unknown, status="active")
+        run = run_inline_dag(dag)
+        assert (run.state, run.get_task_instance("t").state) == ("failed", "failed")
+        assert [r["status"] for r in set_state_calls(sandbox)] == [500]
+
+    def test_a_validation_error_from_the_api_is_not_retried(self, sandbox: Any) -> None:
+        sandbox.add_fault(
+            "status", status=422, count=5, body={"error": "Invalid transition.", "name": "status"}
+        )
+        with dag_for("api_validation") as dag:
+            SetInterviewStateOperator(task_id="t", position_id=P1, status="deleted", retries=3)
+        run = run_inline_dag(dag)
+        ti = run.get_task_instance("t")
+        assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+        assert len(set_state_calls(sandbox)) == 1
