@@ -13,7 +13,9 @@ def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
     The connection form is declared here (``conn-fields`` and ``ui-field-behaviour``) so that the
-    API server builds it without importing the hook.
+    API server builds it without importing the hook (Airflow 3.2 and later). Airflow 2.11 to 3.1
+    build it from the hook's ``get_connection_form_widgets()`` and ``get_ui_field_behaviour()``,
+    which derive it from the same two constants below.
     """
     return {
         "package-name": "airflow-provider-jobmojito",
@@ -44,26 +46,30 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "jobmojito",
                 "hook-class-name": "airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook",
                 "hook-name": "JobMojito",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {
-                        "host": "API base URL",
-                        "login": "Sign-in e-mail",
-                        "password": "Access token or password",
-                    },
-                    "placeholders": {
-                        "host": DEFAULT_API_URL,
-                        "login": "Leave empty to use an access token",
-                        "password": "Access token (JWT), or the password of the sign-in e-mail",
-                        "extra": '{"timeout": 30, "max_retries": 5}',
-                    },
-                },
+                "ui-field-behaviour": _UI_FIELD_BEHAVIOUR,
                 "conn-fields": _CONN_FIELDS,
             }
         ],
     }
 
 
+#: The connection form's standard fields: hidden, relabelled, with placeholders.
+_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {
+        "host": "API base URL",
+        "login": "Sign-in e-mail",
+        "password": "Access token or password",
+    },
+    "placeholders": {
+        "host": DEFAULT_API_URL,
+        "login": "Leave empty to use an access token",
+        "password": "Access token (JWT), or the password of the sign-in e-mail",
+        "extra": '{"timeout": 30, "max_retries": 5}',
+    },
+}
+
+#: The connection form's extra fields, one per extra the hook reads (conn.extra_dejson[name]).
 _CONN_FIELDS: dict[str, Any] = {
     "timeout": {
         "label": "Timeout (s)",

@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, Variable, task
+from airflow.providers.common.compat.sdk import DAG, Param, Variable, task
+
+try:  # Airflow 3.2 and later
+    from airflow.sdk import CronTriggerTimetable
+except ImportError:  # Airflow 2.11 to 3.1
+    from airflow.timetables.trigger import CronTriggerTimetable
 
 from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
 
@@ -36,8 +41,9 @@ with DAG(
 
     @task
     def positions_to_activate(**context: Any) -> list[str]:
+        # The default is positional: Airflow 3 calls it `default`, Airflow 2 `default_var`.
         ids: list[str] = context["params"]["position_ids"] or Variable.get(
-            POSITIONS_VARIABLE, default=[], deserialize_json=True
+            POSITIONS_VARIABLE, [], deserialize_json=True
         )
         return ids
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.providers.common.compat.sdk import DAG, Asset, Param, task
 
 from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
 
@@ -54,7 +54,11 @@ with DAG(
     def closed_positions(**context: Any) -> list[str]:
         """The ids named by the triggering events, or by the params of a manual run."""
         ids: list[str] = list(context["params"]["position_ids"])
-        for event in context["triggering_asset_events"].get(HIRING_CLOSED, []):
+        if "triggering_asset_events" in context:
+            events = context["triggering_asset_events"].get(HIRING_CLOSED, [])
+        else:  # Airflow 2: dataset events, keyed by URI
+            events = context["triggering_dataset_events"].get(HIRING_CLOSED.uri, [])
+        for event in events:
             ids.extend(event.extra.get("position_ids", []))
         return list(dict.fromkeys(ids))  # keep order, drop repeats
 

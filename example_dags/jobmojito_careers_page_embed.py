@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
-from airflow.sdk.log import mask_secret
+from airflow.providers.common.compat.sdk import DAG, Param, mask_secret, task
 
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
 

@@ -6,17 +6,25 @@ The sandbox fixture itself (``jobmojito_sandbox``) comes from the provider's pyt
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = REPO.parent / "shared" / "contract" / "jobmojito-openapi.json"
+
+# Read from the distribution's metadata: importing airflow here would read its configuration
+# before pytest_configure has set AIRFLOW_HOME.
+AIRFLOW_VERSION = Version(version("apache-airflow"))
+AIRFLOW_V3 = AIRFLOW_VERSION.major >= 3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,6 +50,14 @@ def _fresh_sign_in_cache() -> Iterator[None]:
 
 
 ConnFactory = Callable[..., str]
+
+
+def logged_lines(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What hooks and operators logged: Airflow 3's task SDK logs through structlog to stdout,
+    Airflow 2 through the standard library's logging (where its handlers vary by test order)."""
+    if AIRFLOW_V3:
+        return capfd.readouterr().out.splitlines()
+    return [record.getMessage() for record in caplog.records]
 
 
 @pytest.fixture
@@ -74,22 +90,55 @@ def airflow_db() -> None:
     db.resetdb()
 
 
-def load_example_dag(module_name: str, dag_id: str) -> Any:
-    """Parse a file of ``example_dags/`` the way the DAG processor does, and return one DAG."""
-    from airflow.dag_processing.dagbag import DagBag
+def _dagbag_module() -> Any:
+    """Where DagBag lives: ``airflow.dag_processing.dagbag`` (3.3), ``airflow.models.dagbag`` (2.11, 3.0)."""
+    if importlib.util.find_spec("airflow.dag_processing.dagbag"):
+        import airflow.dag_processing.dagbag as module
+    else:  # Airflow 2.11 and 3.0
+        import airflow.models.dagbag as module
+    return module
 
-    bag = DagBag(dag_folder=str(REPO / "example_dags" / f"{module_name}.py"))
+
+def dag_bag(dag_folder: str | Path, **kwargs: Any) -> Any:
+    """Parse DAG files the way the DAG processor does."""
+    return _dagbag_module().DagBag(dag_folder=str(dag_folder), **kwargs)
+
+
+def load_example_dag(module_name: str, dag_id: str) -> Any:
+    """Parse a file of ``example_dags/`` the way the DAG processor does, and return one DAG.
+
+    Airflow 3.3's ``dag.test()`` stores the DAGs folder's DAGs in the database by itself. On 2.11 and
+    3.0 only the DAG processor does, so it is done here: without it a DAG's assets (datasets on
+    Airflow 2) are unknown to the database, and producing an event on one records nothing.
+    """
+    folder = REPO / "example_dags"
+    if _dagbag_module().__name__ == "airflow.dag_processing.dagbag":
+        bag = dag_bag(folder / f"{module_name}.py")
+    elif AIRFLOW_V3:  # 3.0
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag = dag_bag(folder / f"{module_name}.py", bundle_path=folder)
+        bag.sync_to_db("dags-folder", None)
+    else:
+        bag = dag_bag(folder / f"{module_name}.py")
+        bag.sync_to_db()
     assert bag.import_errors == {}
     return bag.dags[dag_id]
 
 
 def run_inline_dag(dag: Any, **kwargs: Any) -> Any:
-    """``dag.test()`` for a DAG defined in a test module rather than in the DAGs folder."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    """``dag.test()`` for a DAG defined in a test module rather than in the DAGs folder.
 
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=tempfile.mkdtemp())
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
+    Airflow 3.3's ``dag.test()`` runs only DAGs its database knows, so the DAG is stored under the
+    ``dags-folder`` bundle first; Airflow 2.11 and 3.0 run any DAG object.
+    """
+    sync_bag_to_db = getattr(_dagbag_module(), "sync_bag_to_db", None)
+    if sync_bag_to_db is not None:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag = dag_bag(tempfile.mkdtemp())
+        bag.bag_dag(dag)
+        sync_bag_to_db(bag, "dags-folder", None)
     return dag.test(**kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as jsonlib
 import platform
 import time
 from functools import cached_property
@@ -11,10 +12,17 @@ from urllib.parse import urlencode
 import pendulum
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from requests.adapters import HTTPAdapter
 
 from airflow_provider_jobmojito import __version__
 from airflow_provider_jobmojito.auth import SIGN_IN_CACHE, SignedInToken, jwt_expiry
+from airflow_provider_jobmojito.bulk import (
+    JobMojitoBulkError,
+    StateChangeResult,
+    apply_all,
+    build_changes,
+    check_max_workers,
+    failure_report,
+)
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
     JobMojitoClientError,
@@ -27,10 +35,11 @@ from airflow_provider_jobmojito.exceptions import (
 )
 from airflow_provider_jobmojito.retry import RETRYABLE_STATUS_CODES, RetryPolicy, parse_retry_after
 from airflow_provider_jobmojito.settings import HookSettings
+from airflow_provider_jobmojito.transport import Answer, NoAnswer, PooledAdapter, Transport
 from airflow_provider_jobmojito.validation import StateChange, parse_position_id
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from airflow_provider_jobmojito.status import InterviewStatus
 
@@ -40,6 +49,7 @@ LIST_INTERVIEWS_PATH = "merchant-interview-list"
 
 #: A static token this close to its expiry is still sent, with a warning.
 EXPIRY_WARNING_WINDOW = pendulum.duration(minutes=10)
+_EXPIRY_WARNING_SECONDS = EXPIRY_WARNING_WINDOW.total_seconds()
 #: A signed-in token is reused until this long before it expires (or a tenth of its life).
 SIGN_IN_REUSE_MARGIN = pendulum.duration(seconds=60)
 
@@ -80,6 +90,50 @@ class JobMojitoHook(BaseHook):
     conn_type = "jobmojito"
     hook_name = "JobMojito"
 
+    # -- the connection form (Airflow 2.11 to 3.1) -----------------------------------------------
+    # Airflow 3.2 and later build the form from ``conn-fields`` and ``ui-field-behaviour`` in the
+    # provider info and never call these two; older lines call them. Both forms are derived from
+    # the same constants in ``airflow_provider_jobmojito``. wtforms and flask_appbuilder are
+    # imported here, not at module level: workers and a plain Airflow 3 install have neither.
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form, as wtforms fields (Airflow 2.11 to 3.1)."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from wtforms import IntegerField, PasswordField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        from airflow_provider_jobmojito import _CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, field in _CONN_FIELDS.items():
+            schema = field["schema"]
+            label, description = field["label"], field.get("description", "")
+            if schema.get("format") == "password":
+                widgets[name] = PasswordField(label, description=description, widget=BS3PasswordFieldWidget())
+            elif "integer" in schema["type"]:
+                widgets[name] = IntegerField(
+                    label,
+                    description=description,
+                    validators=[Optional(), NumberRange(min=schema.get("minimum"))],
+                    widget=BS3TextFieldWidget(),
+                )
+            else:
+                # Airflow 2's form allows no FloatField: a number is typed as text, and the hook
+                # casts and checks it (a URI connection's extras are strings anyway).
+                widgets[name] = StringField(label, description=description, widget=BS3TextFieldWidget())
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder standard fields of the form (Airflow 2.11 to 3.1)."""
+        import copy
+
+        from airflow_provider_jobmojito import _UI_FIELD_BEHAVIOUR
+
+        # The provider info spells the keys in kebab-case ("hidden-fields"), these in snake_case.
+        return {key.replace("-", "_"): copy.deepcopy(value) for key, value in _UI_FIELD_BEHAVIOUR.items()}
+
     def __init__(
         self,
         jobmojito_conn_id: str = default_conn_name,
@@ -106,6 +160,8 @@ class JobMojitoHook(BaseHook):
             "embed_base_url": embed_base_url,
         }
         self._warned_expiry_for: str | None = None
+        # The static token and its expiry as a POSIX time, read once rather than on every call.
+        self._static_token_expiry: tuple[str, pendulum.DateTime | None, float | None] | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -145,12 +201,16 @@ class JobMojitoHook(BaseHook):
                 "Accept": "application/json",
             }
         )
-        # Retries are the hook's own (they honour Retry-After and know which calls are safe),
-        # so urllib3's are switched off rather than stacked on top.
-        adapter = HTTPAdapter(max_retries=0)
+        # No urllib3 retries: the hook's own honour Retry-After and know which calls are safe.
+        adapter = PooledAdapter()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
+
+    @cached_property
+    def _transport(self) -> Transport:
+        """Sends the hook's calls through the session's connection pools (see :mod:`.transport`)."""
+        return Transport(self.get_conn())
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -173,11 +233,77 @@ class JobMojitoHook(BaseHook):
         """
         return self.apply(StateChange.build(position_id, status, is_embedded))
 
+    def set_interview_states(
+        self,
+        position_ids: Iterable[str],
+        *,
+        status: InterviewStatus | str | None = None,
+        is_embedded: bool | None = None,
+        max_workers: int = 8,
+    ) -> list[StateChangeResult]:
+        """Make the same change to many positions, ``max_workers`` calls at a time.
+
+        Everything is checked before anything is sent: each id as :meth:`set_interview_state`
+        checks it, and an id listed twice is refused rather than silently merged. A bad argument
+        raises ``ValueError`` naming it (and, for an id, its index and value).
+
+        Each position is one call to the API, with the single call's timeout, retries (counted per
+        position), error types, sign-in and masking of embed signing keys; the calls share one
+        pool of up to ``max_workers`` keep-alive connections.
+
+        :param position_ids: the interview or position ids (UUIDs), each at most once. None at all
+            is allowed: nothing is sent and the result is empty.
+        :param status: as for :meth:`set_interview_state`, applied to every position.
+        :param is_embedded: as for :meth:`set_interview_state`, applied to every position.
+        :param max_workers: calls in flight at once (a whole number, at least 1).
+        :return: one :class:`~airflow_provider_jobmojito.bulk.StateChangeResult` per position, in
+            input order, when every change was made.
+        :raises ~airflow_provider_jobmojito.bulk.JobMojitoBulkError: after every position was
+            attempted, when any failed. It carries every result (``.results``) and the failures
+            (``.failed``), and the failures are logged with their errors. When every failure is
+            permanent it is a ``JobMojitoPermanentBulkError``, an ``AirflowFailException``.
+        """
+        changes = build_changes(position_ids, status, is_embedded)
+        workers = check_max_workers(max_workers)
+        if not changes:
+            self.log.info("No position ids given: nothing to change.")
+            return []
+        # Read the connection and get a token once, before the threads start: a missing, expired
+        # or refused credential fails the whole call here instead of once per position.
+        settings = self.settings
+        self._access_token()
+        workers = min(workers, len(changes))
+        self._grow_pool(workers)
+        self.log.info(
+            "Setting %d position(s) -> %s, %d call(s) at a time.",
+            len(changes),
+            changes[0].describe().partition(" -> ")[2],
+            workers,
+        )
+        started = time.monotonic()
+        results = apply_all(changes, self.apply, max_workers=workers)
+        failed = [result for result in results if not result.ok]
+        elapsed = time.monotonic() - started
+        if failed:
+            self.log.error("%s", failure_report(failed, len(results)))
+            raise JobMojitoBulkError.from_results(results)
+        self.log.info("Changed %d position(s) at %s in %.2f s.", len(results), settings.base_url, elapsed)
+        return results
+
+    def _grow_pool(self, connections: int) -> None:
+        """Let the pool keep ``connections`` connections alive (and build the transport before
+        the threads that share it start)."""
+        adapter = self._transport.session.get_adapter(self.base_url)
+        if isinstance(adapter, PooledAdapter):
+            adapter.grow(connections)
+
     def apply(self, change: StateChange) -> dict[str, Any]:
         """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`."""
         # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
         # returns the existing key), so retrying this POST after a lost answer is safe.
-        answer = self._call("POST", SET_STATE_PATH, json=change.body())
+        answer = self._call(
+            "POST", SET_STATE_PATH, json=change.body(), subject=f"position {change.position_id}"
+        )
         if not isinstance(answer, dict):
             raise JobMojitoError(
                 f"JobMojito answered {SET_STATE_PATH} with a {type(answer).__name__}, not an object."
@@ -254,31 +380,37 @@ class JobMojitoHook(BaseHook):
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         max_retries: int | None = None,
+        subject: str | None = None,
     ) -> Any:
         """Call the API with a bearer token; map its errors to :mod:`~airflow_provider_jobmojito.exceptions`.
 
         In sign-in mode a 401 signs in again once: the cached token may have been revoked early.
+
+        :param subject: what the call is about, for retry and give-up messages (``position <id>``).
         """
         settings = self.settings
         url = f"{settings.base_url}/{path}"
+        query = {name: value for name, value in (params or {}).items() if value is not None}
+        if query:
+            url += "?" + urlencode(query, doseq=True)
+        what = f"JobMojito {method} /{path}" + (f" for {subject}" if subject else "")
         signed_in_again = False
         while True:
             token = self._access_token()
             response = self._send(
                 method,
                 url,
-                what=f"JobMojito {method} /{path}",
+                what=what,
                 headers={"Authorization": f"Bearer {token}"},
                 json=json,
-                params=params,
                 max_retries=max_retries,
             )
-            if response.status_code == 401 and settings.signs_in and not signed_in_again:
+            if response.status == 401 and settings.signs_in and not signed_in_again:
                 SIGN_IN_CACHE.discard(self._sign_in_key, token)
                 signed_in_again = True
                 self.log.info("JobMojito refused the signed-in token (401); signing in again.")
                 continue
-            if response.status_code >= 400:
+            if response.status >= 400:
                 self._raise_for(response, f"{method} /{path}")
             return _json_of(response, f"{method} /{path}")
 
@@ -290,35 +422,40 @@ class JobMojitoHook(BaseHook):
         what: str,
         headers: Mapping[str, str],
         json: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
         max_retries: int | None = None,
-    ) -> requests.Response:
-        """Send one request, retrying transient failures with backoff; return the final answer."""
+    ) -> Answer:
+        """Send one request, retrying transient failures with backoff; return the final answer.
+
+        :param url: the full URL, query string included.
+        :param json: the body, sent as JSON.
+        """
         settings = self.settings
         policy = settings.retry
         if max_retries is not None:
             policy = RetryPolicy(max_retries, policy.backoff_factor, policy.backoff_max)
-        session = self.get_conn()
+        transport = self._transport
+        body: bytes | None = None
+        if json is not None:
+            body = jsonlib.dumps(json, allow_nan=False, separators=(",", ":")).encode()
+            headers = {**headers, "Content-Type": "application/json"}
         attempts = policy.max_retries + 1
         for retry_number in range(attempts):
             failure: str
             retry_after: float | None = None
             status_code: int | None = None
             try:
-                response = session.request(
-                    method, url, headers=headers, json=json, params=params, timeout=settings.timeout
-                )
-            except requests.Timeout:
-                failure = f"got no answer within {settings.timeout:g} s"
-            except requests.ConnectionError as exc:
-                failure = f"could not be reached ({_reason(exc)})"
+                response = transport.send(method, url, headers=headers, body=body, timeout=settings.timeout)
+            except NoAnswer as exc:
+                if exc.timed_out:
+                    failure = f"got no answer within {settings.timeout:g} s"
+                else:
+                    failure = f"could not be reached ({exc.reason})"
             else:
-                if response.status_code not in RETRYABLE_STATUS_CODES:
+                if response.status not in RETRYABLE_STATUS_CODES:
                     return response
-                status_code = response.status_code
+                status_code = response.status
                 failure = f"answered {status_code}"
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                response.close()
             if retry_after is not None and retry_after > policy.backoff_max:
                 raise JobMojitoUnavailableError(
                     f"{what} {failure} and asked to wait {retry_after:g} s before trying again, "
@@ -342,8 +479,8 @@ class JobMojitoHook(BaseHook):
             time.sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _raise_for(self, response: requests.Response, what: str) -> NoReturn:
-        status = response.status_code
+    def _raise_for(self, response: Answer, what: str) -> NoReturn:
+        status = response.status
         error, field = _error_of(response)
         detail = f": {error}" if error else ""
         if field:
@@ -385,8 +522,17 @@ class JobMojitoHook(BaseHook):
 
     def _check_static_token(self, token: str) -> None:
         """Refuse an expired JWT before sending it; warn once when it is about to expire."""
-        expires_at = jwt_expiry(token)
-        if expires_at is None:
+        known = self._static_token_expiry
+        if known is None or known[0] != token:
+            expiry = jwt_expiry(token)
+            known = (token, expiry, None if expiry is None else expiry.timestamp())
+            self._static_token_expiry = known
+        _, expires_at, expires_ts = known
+        if expires_at is None or expires_ts is None:
+            return
+        # Plain POSIX times on the hot path: this runs before every call.
+        remaining = expires_ts - time.time()
+        if remaining > _EXPIRY_WARNING_SECONDS or (remaining > 0 and self._warned_expiry_for == token):
             return
         now = pendulum.now("UTC")
         if expires_at <= now:
@@ -433,12 +579,12 @@ class JobMojitoHook(BaseHook):
             headers=headers,
             json={"email": settings.login, "password": settings.password},
         )
-        if response.status_code >= 400:
+        if response.status >= 400:
             error, _ = _error_of(response)
             raise JobMojitoAuthError(
                 f"Sign-in to {settings.supabase_url} as {settings.login} was refused "
-                f"({response.status_code}): {error or 'no reason given'}.",
-                status_code=response.status_code,
+                f"({response.status}): {error or 'no reason given'}.",
+                status_code=response.status,
                 error=error,
             )
         answer = _json_of(response, what)
@@ -459,17 +605,17 @@ USER_AGENT = (
 )
 
 
-def _json_of(response: requests.Response, what: str) -> Any:
+def _json_of(response: Answer, what: str) -> Any:
     try:
         return response.json()
     except ValueError:
         raise JobMojitoError(
-            f"JobMojito answered {response.status_code} to {what} with a body that is not JSON.",
-            status_code=response.status_code,
+            f"JobMojito answered {response.status} to {what} with a body that is not JSON.",
+            status_code=response.status,
         ) from None
 
 
-def _error_of(response: requests.Response) -> tuple[str | None, str | None]:
+def _error_of(response: Answer) -> tuple[str | None, str | None]:
     """The API's ``error`` text and ``name`` of the field, if the body has them.
 
     Only these two short fields are kept: a whole body could echo what was sent.
@@ -485,11 +631,3 @@ def _error_of(response: requests.Response) -> tuple[str | None, str | None]:
     text = next((value for value in texts if isinstance(value, str)), None)
     field = body.get("name") if isinstance(body.get("name"), str) else None
     return text, field
-
-
-def _reason(exc: requests.ConnectionError) -> str:
-    """What went wrong underneath requests' wrapper, e.g. ``NewConnectionError: ... refused``."""
-    reason: object = exc.args[0] if exc.args else exc
-    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
-    text = str(reason)
-    return f"{type(reason).__name__}: {text[:160]}" if text else type(reason).__name__

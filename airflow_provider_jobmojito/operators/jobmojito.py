@@ -91,6 +91,16 @@ class SetInterviewStateOperator(BaseOperator):
         self.jobmojito_conn_id = jobmojito_conn_id
         self._check_literals()
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """Start a mapped task; its instances are labelled by position id unless told otherwise.
+
+        Airflow 3 takes the label's default from ``__init__``; Airflow 2's ``partial()`` passes
+        ``map_index_template=None`` instead, so the default is given here too.
+        """
+        kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
+        return super().partial(**kwargs)
+
     def _check_literals(self) -> None:
         """Fail DAG import on a literal argument that can never work."""
         if _is_literal(self.position_id):

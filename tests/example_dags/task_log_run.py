@@ -23,8 +23,7 @@ def main(log_path: str, output_dir: str, position_id: str) -> None:
 
 
 def run_dags(output_dir: str, position_id: str) -> dict[str, Any]:
-    from airflow.providers.common.compat.sdk import redact
-    from airflow.sdk import DAG, BaseHook, task
+    from airflow.providers.common.compat.sdk import DAG, BaseHook, redact, task
 
     from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator
     from tests.conftest import load_example_dag, run_inline_dag

@@ -11,7 +11,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from tests.conftest import REPO, load_example_dag
+from tests.conftest import AIRFLOW_V3, REPO, dag_bag, load_example_dag
 
 P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 P2 = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
@@ -34,11 +34,9 @@ def sandbox(jobmojito_sandbox: Any, jobmojito_conn: Any) -> Any:
 
 
 def test_every_example_dag_imports_without_errors_or_warnings() -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(REPO / "example_dags"))
+        bag = dag_bag(REPO / "example_dags")
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == [
         "jobmojito_activate_positions",
@@ -52,12 +50,9 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
 
 class TestActivatePositions:
     def test_runs_at_eight_on_weekdays_berlin_time(self) -> None:
-        from airflow.serialization.decoders import decode_timetable
-        from airflow.serialization.encoders import encode_timetable
-
         dag = load_example_dag("jobmojito_activate_positions", "jobmojito_activate_positions")
         # What the scheduler computes with: the serialized timetable, decoded.
-        timetable = decode_timetable(encode_timetable(dag.timetable))
+        timetable = _serialized_round_trip(dag.timetable)
         after = pendulum.datetime(2026, 7, 3, 12, tz="Europe/Berlin")  # a Friday, summer time
         info = timetable.next_dagrun_info(
             last_automated_data_interval=None,
@@ -82,16 +77,21 @@ class TestActivatePositions:
 
 class TestArchiveAfterHiring:
     def test_the_producer_records_the_closed_positions_on_the_asset(self, sandbox: Any) -> None:
-        from airflow.models.asset import AssetEvent
         from airflow.utils.session import create_session
+
+        if AIRFLOW_V3:
+            from airflow.models.asset import AssetEvent as Event
+        else:  # Airflow 2 calls assets datasets
+            from airflow.models.dataset import DatasetEvent as Event
 
         dag = load_example_dag("jobmojito_archive_after_hiring", "jobmojito_hiring_closed")
         run = dag.test(run_conf={"position_ids": [P2, P3]})
         assert run.state == "success"
         with create_session() as session:
-            events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id).all()
+            events = session.query(Event).filter(Event.source_run_id == run.run_id).all()
             assert [e.extra["position_ids"] for e in events] == [[P2, P3]]
-            assert events[0].asset.uri == "jobmojito://positions/hiring-closed"
+            asset = events[0].asset if AIRFLOW_V3 else events[0].dataset
+            assert asset.uri == "jobmojito://positions/hiring-closed"
 
     def test_archives_each_closed_position_with_embedding_off(self, sandbox: Any) -> None:
         dag = load_example_dag("jobmojito_archive_after_hiring", "jobmojito_archive_closed_positions")
@@ -142,6 +142,16 @@ class TestCareersPageEmbed:
             "activate": "upstream_failed",
         }
         assert list(tmp_path.iterdir()) == []
+
+
+def _serialized_round_trip(timetable: Any) -> Any:
+    """The timetable as the scheduler gets it: serialized with the DAG, then decoded."""
+    try:
+        from airflow.serialization.decoders import decode_timetable
+        from airflow.serialization.encoders import encode_timetable
+    except ImportError:  # before Airflow 3.2
+        from airflow.serialization.serialized_objects import decode_timetable, encode_timetable
+    return decode_timetable(encode_timetable(timetable))
 
 
 def _restriction(after: pendulum.DateTime) -> Any:

@@ -12,11 +12,26 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import AIRFLOW_V3, AIRFLOW_VERSION, REPO
 
 POSITION = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 
+if not AIRFLOW_V3:
+    NO_TASK_LOG = (
+        "configures the Task SDK's task logging (airflow.sdk.log), which Airflow 2 does not have; "
+        "there the masker is covered by tests/hooks/test_secrets.py"
+    )
+elif AIRFLOW_VERSION.release < (3, 1):
+    NO_TASK_LOG = (
+        "Airflow 3.0's airflow.sdk.log.configure_logging() writes only structlog's own events to the "
+        "file: under dag.test() the operators' standard-library log lines go to the console, so there "
+        "is no task log to read; tests/hooks/test_secrets.py covers the masker"
+    )
+else:
+    NO_TASK_LOG = ""
 
+
+@pytest.mark.skipif(bool(NO_TASK_LOG), reason=NO_TASK_LOG)
 @pytest.mark.usefixtures("airflow_db")
 def test_task_logs_are_masked(jobmojito_sandbox: Any, jobmojito_conn: Any, tmp_path: Path) -> None:
     jobmojito_sandbox.seed([{"id": POSITION, "status": "draft"}])

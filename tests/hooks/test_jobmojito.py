@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_jobmojito import __version__
 from airflow_provider_jobmojito.exceptions import (

@@ -8,10 +8,11 @@ POSITION = "0d6f4b8e-1a2c-4e3f-9a7b-6c5d4e3f2a1b"
 
 
 def test_a_good_token_connects_with_a_read_call_only(jobmojito_sandbox: Any, jobmojito_conn: Any) -> None:
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import BaseHook
 
     jobmojito_sandbox.seed([{"id": POSITION, "status": "draft"}])
-    conn = Connection.get(jobmojito_conn())
+    # The Connection object Airflow's CLI and UI test: it builds the hook from the connection type.
+    conn = BaseHook.get_connection(jobmojito_conn())
     ok, message = conn.test_connection()
     assert ok, message
     assert "accepted" in message

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_jobmojito.exceptions import JobMojitoAuthError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
+from tests.conftest import logged_lines
 
 POSITION = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
 SIGN_IN = "/auth/v1/token"
@@ -38,12 +39,16 @@ class TestStaticToken:
         assert sandbox.requests_log() == []
 
     def test_a_jwt_about_to_expire_is_sent_with_one_warning(
-        self, sandbox: Any, jobmojito_conn: Any, capfd: pytest.CaptureFixture[str]
+        self,
+        sandbox: Any,
+        jobmojito_conn: Any,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         hook = JobMojitoHook(jobmojito_conn(password=sandbox.issue_token(lifetime=120)))
         hook.set_interview_state(POSITION, status="active")
         hook.set_interview_state(POSITION, status="archived")
-        warnings = [line for line in capfd.readouterr().out.splitlines() if "expires at" in line]
+        warnings = [line for line in logged_lines(capfd, caplog) if "expires at" in line]
         assert len(warnings) == 1
         assert "jobmojito_default" in warnings[0]
         assert sandbox.position(POSITION)["status"] == "archived"

@@ -10,12 +10,11 @@ from unittest import mock
 
 import pendulum
 import pytest
-from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 
 from airflow_provider_jobmojito.exceptions import JobMojitoValidationError
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
-from tests.conftest import run_inline_dag
+from tests.conftest import dag_bag, logged_lines, run_inline_dag
 
 P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 P2 = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
@@ -77,13 +76,11 @@ class TestConstruction:
         assert set(EmbedOperator.template_fields) == {"position_id", "is_embedded", "jobmojito_conn_id"}
 
     def test_a_dag_file_with_a_misspelt_status_fails_to_import(self, tmp_path: Path) -> None:
-        from airflow.dag_processing.dagbag import DagBag
-
         (tmp_path / "typo_dag.py").write_text(
             textwrap.dedent(
                 f"""
                 import pendulum
-                from airflow.sdk import DAG
+                from airflow.providers.common.compat.sdk import DAG
                 from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
 
                 with DAG("typo", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
@@ -91,7 +88,7 @@ class TestConstruction:
                 """
             )
         )
-        bag = DagBag(dag_folder=str(tmp_path))
+        bag = dag_bag(tmp_path)
         (error,) = bag.import_errors.values()
         assert "status must be one of draft, active, archived, deleted, preparing, completed" in error
         assert "'actve'" in error
@@ -162,12 +159,12 @@ class TestExecute:
         assert set_state_calls(sandbox)[0]["json"] == {"position_id": P1, "is_embedded": False}
 
     def test_logs_what_changed_and_how_long_it_took(
-        self, sandbox: Any, capfd: pytest.CaptureFixture[str]
+        self, sandbox: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
     ) -> None:
         self.execute(
             SetInterviewStateOperator(task_id="t", position_id=P1, status="archived", is_embedded=False)
         )
-        out = capfd.readouterr().out
+        out = "\n".join(logged_lines(capfd, caplog))
         assert f"position {P1} -> archived, embedding off (" in out
         assert " ms)" in out
 

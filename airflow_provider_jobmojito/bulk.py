@@ -1,0 +1,233 @@
+"""Many state changes in one call: checking the whole batch, sending it in parallel, per-id results.
+
+The hook's :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.set_interview_states`
+is the way in; this module holds what it returns and raises, so both can be imported (and caught)
+without the hook:
+
+* :class:`StateChangeResult`: one per position, in the order the ids were given;
+* :class:`JobMojitoBulkError`: raised once, after every position was attempted, when any failed.
+  It is also an ``AirflowFailException`` (:class:`JobMojitoPermanentBulkError`) when every
+  failure is permanent, so Airflow spends its task retries only where a retry can help.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_jobmojito.exceptions import JobMojitoError
+from airflow_provider_jobmojito.validation import StateChange, parse_position_id
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+#: Failures listed in a :class:`JobMojitoBulkError` message; the log lists them all.
+MAX_LISTED_FAILURES = 10
+#: Stands in for the ids while ``status`` and ``is_embedded`` are checked, so that the bulk call
+#: checks them with exactly the single call's rules and messages.
+_ANY_ID = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class StateChangeResult:
+    """What happened to one position of a bulk state change.
+
+    :param position_id: the position's id, canonical lower-case.
+    :param ok: whether the change was made.
+    :param response: the API's answer when ``ok`` (``{"success": True}``, or the embed keys when
+        embedding was switched on). Left out of ``repr`` because it can hold a signing key.
+    :param error: why the change was not made, when not ``ok``.
+    """
+
+    position_id: str
+    ok: bool
+    response: dict[str, Any] | None = field(default=None, repr=False)
+    error: JobMojitoError | None = None
+
+    def __post_init__(self) -> None:
+        if self.ok != (self.error is None) or self.ok != (self.response is not None):
+            raise ValueError("A StateChangeResult has a response when ok, and an error when not.")
+
+    @classmethod
+    def succeeded(cls, position_id: str, response: dict[str, Any]) -> StateChangeResult:
+        return cls(position_id, True, response, None)
+
+    @classmethod
+    def failed(cls, position_id: str, error: JobMojitoError) -> StateChangeResult:
+        return cls(position_id, False, None, error)
+
+
+class JobMojitoBulkError(JobMojitoError):
+    """Some positions of a bulk state change failed; every position was attempted.
+
+    Catch this to handle any bulk failure. When every failure is permanent (auth, validation,
+    another 4xx) the error raised is the subclass :class:`JobMojitoPermanentBulkError`, which
+    Airflow does not retry; otherwise Airflow may retry the task, which is safe since setting a
+    state is idempotent.
+
+    :param message: what went wrong, for a person.
+    :param results: every position's result, in input order.
+    """
+
+    def __init__(self, message: str, *, results: Sequence[StateChangeResult] = ()) -> None:
+        failed = [result for result in results if not result.ok]
+        codes = {result.error.status_code for result in failed if result.error is not None}
+        super().__init__(message, status_code=codes.pop() if len(codes) == 1 else None)
+        #: Every position's result, in input order.
+        self.results: list[StateChangeResult] = list(results)
+        #: The results that failed, in input order.
+        self.failed: list[StateChangeResult] = failed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_bulk_error, (type(self), str(self), self.results)
+
+    @classmethod
+    def from_results(cls, results: Sequence[StateChangeResult]) -> JobMojitoBulkError:
+        """The error for ``results``: permanent when every failure is, with a summary message."""
+        failed = [result for result in results if not result.ok]
+        permanent = all(isinstance(result.error, AirflowFailException) for result in failed)
+        kind = JobMojitoPermanentBulkError if permanent else JobMojitoBulkError
+        listed = "; ".join(f"{r.position_id}: {_brief(r.error)}" for r in failed[:MAX_LISTED_FAILURES])
+        more = len(failed) - MAX_LISTED_FAILURES
+        tail = f"; and {more} more (all are in .failed and in the log)" if more > 0 else ""
+        noun = "position" if len(results) == 1 else "positions"
+        message = f"{len(failed)} of {len(results)} {noun} failed: {listed}{tail}."
+        return kind(message, results=results)
+
+
+class JobMojitoPermanentBulkError(JobMojitoBulkError, AirflowFailException):
+    """A :class:`JobMojitoBulkError` where every failure is permanent: Airflow does not retry it."""
+
+
+def _rebuild_bulk_error(
+    kind: type[JobMojitoBulkError], message: str, results: list[StateChangeResult]
+) -> JobMojitoBulkError:
+    return kind(message, results=results)
+
+
+def _brief(error: JobMojitoError | None) -> str:
+    """One failure, short: the API's status and text when it sent one, else the message."""
+    if error is None:  # pragma: no cover - failed results always carry an error
+        return "unknown error"
+    if error.status_code is not None and error.error:
+        field_note = f" (field: {error.field})" if error.field else ""
+        return f"{type(error).__name__} {error.status_code}: {error.error}{field_note}"
+    return f"{type(error).__name__}: {error}"
+
+
+def build_changes(position_ids: Iterable[object], status: object, is_embedded: object) -> list[StateChange]:
+    """Check a whole batch before anything is sent; one change per id, in input order.
+
+    :raises ValueError: naming the parameter: ``position_ids`` given as one string, an entry that
+        is not a UUID (with its index), an id listed twice; or a bad ``status``/``is_embedded``,
+        with the single call's message.
+    """
+    if isinstance(position_ids, str | bytes):
+        raise ValueError(
+            "position_ids must be a list of UUIDs, not one string; "
+            "use set_interview_state for a single position."
+        )
+    try:
+        ids = list(position_ids)
+    except TypeError:
+        raise ValueError(
+            f"position_ids must be a list of UUIDs; got {type(position_ids).__name__}."
+        ) from None
+    template = StateChange.build(_ANY_ID, status, is_embedded)
+
+    canonical: list[str] = []
+    bad: list[str] = []
+    for index, value in enumerate(ids):
+        try:
+            canonical.append(parse_position_id(value, param=f"position_ids[{index}]"))
+        except ValueError:
+            bad.append(f"[{index}] {value!r}")
+    if bad:
+        listed = ", ".join(bad[:MAX_LISTED_FAILURES])
+        more = f" and {len(bad) - MAX_LISTED_FAILURES} more" if len(bad) > MAX_LISTED_FAILURES else ""
+        raise ValueError(
+            f"position_ids must be UUIDs such as 3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e; "
+            f"{len(bad)} of {len(ids)} are not: {listed}{more}."
+        )
+
+    first_seen: dict[str, int] = {}
+    repeats: dict[str, list[int]] = {}
+    for index, position_id in enumerate(canonical):
+        first = first_seen.setdefault(position_id, index)
+        if first != index:
+            repeats.setdefault(position_id, [first]).append(index)
+    if repeats:
+        listed = ", ".join(
+            f"{position_id} at {', '.join(map(str, where))}"
+            for position_id, where in list(repeats.items())[:MAX_LISTED_FAILURES]
+        )
+        more = f" and {len(repeats) - MAX_LISTED_FAILURES} more" if len(repeats) > MAX_LISTED_FAILURES else ""
+        raise ValueError(
+            f"position_ids lists {len(repeats)} id(s) more than once (ids are compared as UUIDs, "
+            f"so case and hyphens do not matter): {listed}{more}. Give each position once."
+        )
+    return [StateChange(position_id, template.status, template.is_embedded) for position_id in canonical]
+
+
+def check_max_workers(max_workers: object) -> int:
+    """``max_workers`` as a whole number of at least 1, or ``ValueError`` naming it."""
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValueError(f"max_workers must be a whole number of at least 1; got {max_workers!r}.")
+    return max_workers
+
+
+def apply_all(
+    changes: Sequence[StateChange],
+    apply: Callable[[StateChange], dict[str, Any]],
+    *,
+    max_workers: int,
+) -> list[StateChangeResult]:
+    """Apply every change, ``max_workers`` at a time; one result per change, in order.
+
+    A :class:`JobMojitoError` fails only its own position. Any other exception (a bug, an
+    interrupt) stops the workers from taking more positions and is raised as it is.
+    """
+    results: list[StateChangeResult | None] = [None] * len(changes)
+    next_index = iter(range(len(changes)))
+    take_lock = threading.Lock()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            with take_lock:
+                index = next(next_index, None)
+            if index is None:
+                return
+            change = changes[index]
+            try:
+                results[index] = StateChangeResult.succeeded(change.position_id, apply(change))
+            except JobMojitoError as error:
+                results[index] = StateChangeResult.failed(change.position_id, error)
+
+    workers = min(max_workers, len(changes))
+    if workers <= 1:
+        work()
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="jobmojito-bulk") as executor:
+            futures = [executor.submit(work) for _ in range(workers)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                raise
+    done = [result for result in results if result is not None]
+    if len(done) != len(changes):  # pragma: no cover - every worker ran to the end
+        raise RuntimeError("A bulk state change ended with positions never attempted.")
+    return done
+
+
+def failure_report(failed: Sequence[StateChangeResult], total: int) -> str:
+    """The log summary: every failed id with its full error message, one per line."""
+    lines = [f"{len(failed)} of {total} position(s) failed:"]
+    lines.extend(f"  {result.position_id}: {result.error}" for result in failed)
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Benchmarks of the JobMojito provider; run them with ``make bench`` (``python -m benchmarks.run``)."""

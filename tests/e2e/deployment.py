@@ -1,0 +1,433 @@
+"""A real local Airflow 3 deployment for the end-to-end tests, next to a JobMojito sandbox.
+
+:func:`start_deployment` migrates a fresh metadata database in a temporary AIRFLOW_HOME, then runs
+``airflow api-server``, ``airflow scheduler`` (LocalExecutor) and ``airflow dag-processor`` as
+separate processes, each in its own process group, with ``example_dags/`` as the DAGs folder and
+``jobmojito_default`` pointing at the sandbox (sign-in mode). :meth:`Deployment.stop` kills them
+all, task processes included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / ".test_output" / "e2e"
+AIRFLOW = Path(sys.executable).parent / "airflow"
+
+SANDBOX_EMAIL = "demo@jobmojito.test"
+SANDBOX_PASSWORD = "sandbox-password"
+
+# The positions the sandbox starts with; each test owns its own.
+ACTIVATE = ("3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e", "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10")
+CAREERS = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+CLOSED = ("5c7e1a2b-3d4f-4a6b-8c9d-0e1f2a3b4c5d", "0d6f4b8e-1a2c-4e3f-9a7b-6c5d4e3f2a1b")
+UNTOUCHED = "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+SEED = {
+    "positions": [
+        {"id": ACTIVATE[0], "name": "Data Engineer (Berlin)", "status": "draft"},
+        {"id": ACTIVATE[1], "name": "Analytics Engineer (Remote)", "status": "draft"},
+        {"id": CAREERS, "name": "Product Designer (Amsterdam)", "status": "draft"},
+        {"id": CLOSED[0], "name": "Recruiting Coordinator (Lisbon)", "status": "active", "embedded": True},
+        {"id": CLOSED[1], "name": "Site Reliability Engineer (Austin)", "status": "active", "embedded": True},
+        {"id": UNTOUCHED, "name": "Office Manager (Vienna)", "status": "draft"},
+    ]
+}
+
+EXAMPLE_DAG_IDS = (
+    "jobmojito_activate_positions",
+    "jobmojito_archive_closed_positions",
+    "jobmojito_careers_page_embed",
+    "jobmojito_hiring_closed",
+)
+
+STARTUP_TIMEOUT = 180.0
+RUN_TIMEOUT = 180.0
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+class DeploymentError(RuntimeError):
+    """The deployment did not come up, or a component died."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Call ``check`` until it returns something truthy; raise ``TimeoutError`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (requests.RequestException, ValueError) as error:
+            last_error = error
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s (last error: {last_error})")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"<{path} unreadable>"
+
+
+@dataclass
+class Deployment:
+    """The running deployment: where it lives, how to reach it, and what it must never log."""
+
+    home: Path
+    env: dict[str, str]
+    api_url: str
+    sandbox_url: str
+    admin_user: str
+    admin_password: str
+    component_logs: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    #: Values that must appear in no log file: passwords, tokens, signing keys. Tests add to it.
+    secrets: set[str] = field(default_factory=set)
+    _token: str | None = None
+
+    # -- Airflow's REST API -----------------------------------------------------------------------
+
+    def token(self) -> str:
+        """A JWT for the admin user, from the simple auth manager's ``POST /auth/token``."""
+        if self._token is None:
+            response = requests.post(
+                f"{self.api_url}/auth/token",
+                json={"username": self.admin_user, "password": self.admin_password},
+                timeout=30,
+            )
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call ``/api/v2{path}`` as the admin; return the JSON answer (raise on an error status)."""
+        response = requests.request(
+            method,
+            f"{self.api_url}/api/v2{path}",
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=30,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} /api/v2{path} answered {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
+        """Trigger a manual run through the REST API; return its run id."""
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": dict(conf)})
+        run_id: str = run["dag_run_id"]
+        return run_id
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        run: dict[str, Any] = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        return run
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+        tis: list[dict[str, Any]] = answer["task_instances"]
+        return tis
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        """Poll a DAG run until it finishes; return it (its ``state`` may be ``failed``)."""
+
+        def finished() -> dict[str, Any] | None:
+            self.check_alive()
+            run = self.dag_run(dag_id, run_id)
+            return run if run["state"] in ("success", "failed") else None
+
+        run: dict[str, Any] = wait_for(f"{dag_id} run {run_id}", finished, timeout, interval=1.0)
+        return run
+
+    def describe_run(self, dag_id: str, run_id: str) -> str:
+        """Task states and the tail of each unsuccessful task's log, for assertion messages."""
+        lines = []
+        for ti in self.task_instances(dag_id, run_id):
+            lines.append(f"  {ti['task_id']}[{ti['map_index']}]: {ti['state']}")
+            if ti["state"] != "success":
+                for log in self.task_log_files(dag_id, run_id, ti["task_id"]):
+                    lines.append(f"    {log}:\n{tail(log, 15)}")
+        return "\n".join(lines)
+
+    # -- the sandbox -----------------------------------------------------------------------------
+
+    def sandbox(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.sandbox_url}{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def positions(self) -> dict[str, dict[str, Any]]:
+        """The sandbox's positions by id, embed credentials included."""
+        return {p["id"]: p for p in self.sandbox("GET", "/_sandbox/positions")["positions"]}
+
+    def mint_token(self, lifetime: int | None = None) -> str:
+        """A static access token from the sandbox's control API (remembered as a secret)."""
+        body = {} if lifetime is None else {"lifetime": lifetime}
+        token: str = self.sandbox("POST", "/_sandbox/tokens", json=body)["access_token"]
+        self.secrets.add(token)
+        return token
+
+    # -- the CLI and the files -------------------------------------------------------------------
+
+    def cli(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow ARGS`` against this deployment's configuration."""
+        return subprocess.run(
+            [str(AIRFLOW), *args],
+            env={**self.env, **(env or {})},
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def task_log_files(
+        self, dag_id: str, run_id: str | None = None, task_id: str | None = None
+    ) -> list[Path]:
+        root = self.home / "logs" / f"dag_id={dag_id}"
+        if run_id is not None:
+            root /= f"run_id={run_id}"
+            if task_id is not None:
+                root /= f"task_id={task_id}"
+        return sorted(p for p in root.rglob("*") if p.is_file())
+
+    def all_log_files(self) -> Iterator[Path]:
+        """Every file the deployment logged to: task logs, DAG processor logs, component output."""
+        for root in (self.home / "logs", self.component_logs):
+            yield from sorted(p for p in root.rglob("*") if p.is_file())
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                log = self.component_logs / f"{name}.log"
+                raise DeploymentError(
+                    f"airflow {name} exited with {process.returncode}; its log ends:\n{tail(log)}"
+                )
+
+    def stop(self) -> None:
+        """Stop every process this deployment started (process groups), and any task left over."""
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        # Task processes run in process groups of their own: find any by this AIRFLOW_HOME.
+        for pid in _pids_with_env("AIRFLOW_HOME", str(self.home)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)  # started with start_new_session: its pid is its group id
+
+
+def _pids_with_env(name: str, value: str) -> list[int]:
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _clean_environ() -> dict[str, str]:
+    """This process's environment without any Airflow setting (the unit tests' conftest sets some)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+
+
+def _start(
+    name: str, argv: list[str], env: Mapping[str, str], logs: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
+    log = (logs / f"{name}.log").open("wb")
+    try:
+        return subprocess.Popen(
+            argv, env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    finally:
+        log.close()  # the child has its own copy
+
+
+def start_sandbox(workdir: Path, deployment_processes: dict[str, subprocess.Popen[bytes]]) -> str:
+    """Start the JobMojito sandbox on a free port with :data:`SEED`; return its base URL."""
+    seed = workdir / "positions.json"
+    seed.write_text(json.dumps(SEED))
+    process = _start(
+        "sandbox",
+        [sys.executable, "-m", "airflow_provider_jobmojito.sandbox", "--port", "0", "--seed", str(seed)],
+        _clean_environ(),
+        workdir,
+        REPO,
+    )
+    deployment_processes["sandbox"] = process
+    out = workdir / "sandbox.log"
+
+    def listening() -> str | None:
+        if process.poll() is not None:
+            raise DeploymentError(f"the sandbox exited with {process.returncode}:\n{tail(out)}")
+        for line in out.read_text().splitlines():
+            if line.startswith("JobMojito sandbox listening on "):
+                return line.rsplit(" ", 1)[-1]
+        return None
+
+    url: str = wait_for("the sandbox", listening, 30, interval=0.1)
+    return url
+
+
+def start_deployment(timings: dict[str, float] | None = None) -> Deployment:
+    """Start the sandbox and a whole Airflow deployment, and wait until the example DAGs are parsed.
+
+    On any failure everything already started is stopped before the error propagates.
+    """
+    started = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="jobmojito-e2e-home-"))
+    component_logs = home / "component_logs"
+    component_logs.mkdir()
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    admin_password = secrets.token_urlsafe(12)
+    passwords_file = home / "simple_auth_manager_passwords.json"
+    passwords_file.write_text(json.dumps({"admin": admin_password}))
+
+    deployment = Deployment(
+        home=home,
+        env={},
+        api_url=api_url,
+        sandbox_url="",
+        admin_user="admin",
+        admin_password=admin_password,
+        component_logs=component_logs,
+        processes=processes,
+        secrets={SANDBOX_PASSWORD},
+    )
+    if timings is not None:
+        deployment.timings = timings
+    try:
+        deployment.sandbox_url = start_sandbox(component_logs, processes)
+        from cryptography.fernet import Fernet
+
+        deployment.env = {
+            **_clean_environ(),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": api_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # HS512 wants 64+ bytes
+            "AIRFLOW_CONN_JOBMOJITO_DEFAULT": json.dumps(
+                {
+                    "conn_type": "jobmojito",
+                    "host": f"{deployment.sandbox_url}/functions/v1",
+                    "login": SANDBOX_EMAIL,
+                    "password": SANDBOX_PASSWORD,
+                }
+            ),
+        }
+        step = time.monotonic()
+        migrate = deployment.cli("db", "migrate", timeout=180)
+        if migrate.returncode != 0:
+            raise DeploymentError(
+                f"airflow db migrate failed:\n{migrate.stdout[-3000:]}{migrate.stderr[-3000:]}"
+            )
+        deployment.timings["db migrate"] = time.monotonic() - step
+
+        step = time.monotonic()
+        for name in COMPONENTS:
+            processes[name] = _start(name, [str(AIRFLOW), name], deployment.env, component_logs, home)
+
+        def healthy() -> bool:
+            deployment.check_alive()
+            health = requests.get(f"{api_url}/api/v2/monitor/health", timeout=5).json()
+            return all(
+                health.get(part, {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "dag_processor")
+            )
+
+        wait_for("the API server, scheduler and DAG processor to be healthy", healthy, STARTUP_TIMEOUT)
+        deployment.timings["components healthy"] = time.monotonic() - step
+
+        def parsed() -> bool:
+            deployment.check_alive()
+            dags = {d["dag_id"] for d in deployment.api("GET", "/dags", params={"limit": 100})["dags"]}
+            errors = deployment.api("GET", "/importErrors")["import_errors"]
+            if errors:
+                raise DeploymentError(f"the example DAGs failed to import: {errors}")
+            return dags >= set(EXAMPLE_DAG_IDS)
+
+        wait_for("the example DAGs to be parsed", parsed, STARTUP_TIMEOUT)
+        for dag_id in EXAMPLE_DAG_IDS:  # new DAGs start paused
+            deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        deployment.timings["startup (total)"] = time.monotonic() - started
+    except BaseException:
+        deployment.stop()
+        keep_logs(deployment)
+        raise
+    return deployment
+
+
+def keep_logs(deployment: Deployment) -> Path:
+    """Copy the deployment's logs to ``.test_output/e2e/logs`` for a look after the run."""
+    target = OUTPUT / "logs"
+    shutil.rmtree(target, ignore_errors=True)
+    for source, name in ((deployment.home / "logs", "airflow"), (deployment.component_logs, "components")):
+        if source.is_dir():
+            shutil.copytree(source, target / name, dirs_exist_ok=True)
+    return target

@@ -1,0 +1,132 @@
+"""How the hook's calls reach the wire: the session's pools directly, or requests where it matters."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from unittest import mock
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from airflow_provider_jobmojito.exceptions import JobMojitoAuthError
+from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+from airflow_provider_jobmojito.transport import Transport
+
+POSITION = "2b4d6f80-1a3c-4e5f-8a9b-0c1d2e3f4a5b"
+SET_STATE = "/functions/v1/job-interview-set-state"
+
+
+@pytest.fixture
+def sandbox(jobmojito_sandbox: Any) -> Any:
+    jobmojito_sandbox.seed([{"id": POSITION, "status": "draft"}])
+    return jobmojito_sandbox
+
+
+def test_session_headers_set_by_the_user_are_sent(sandbox: Any, jobmojito_conn: Any) -> None:
+    hook = JobMojitoHook(jobmojito_conn())
+    hook.get_conn().headers["X-Request-Source"] = "careers-dag"
+    hook.get_conn().headers["Accept"] = None  # None removes a header, as in requests
+    hook.set_interview_state(POSITION, status="active")
+    (call,) = sandbox.requests_log()
+    headers = {name.lower(): value for name, value in call["headers"].items()}
+    assert headers["x-request-source"] == "careers-dag"
+    assert "accept" not in headers
+    assert headers["content-type"] == "application/json"
+
+
+def test_a_proxy_from_the_environment_is_used(
+    sandbox: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sandbox serves by path, so it can stand in for a forward proxy: a host that does not
+    # exist is reachable only through it.
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", sandbox.url)
+    hook = JobMojitoHook(jobmojito_conn(host="http://jobmojito.invalid/functions/v1"), max_retries=0)
+    assert hook.set_interview_state(POSITION, status="archived") == {"success": True}
+    assert sandbox.position(POSITION)["status"] == "archived"
+
+
+@pytest.fixture
+def redirector(sandbox: Any) -> Iterator[str]:
+    """A server that answers every request with a 307 to the same path on the sandbox."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", f"{sandbox.url}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_redirect_is_followed_as_requests_follows_it_without_the_token(
+    sandbox: Any, jobmojito_conn: Any, redirector: str
+) -> None:
+    hook = JobMojitoHook(jobmojito_conn(host=f"{redirector}/functions/v1"))
+    # requests follows the 307 (keeping the method and body) but, the host being another, drops
+    # the Authorization header: the token never goes where the base URL did not say.
+    with pytest.raises(JobMojitoAuthError):
+        hook.set_interview_state(POSITION, status="completed")
+    (call,) = sandbox.requests_log()
+    assert (call["method"], call["path"]) == ("POST", SET_STATE)
+    assert call["json"] == {"position_id": POSITION, "status": "completed"}
+    assert "authorization" not in {name.lower() for name in call["headers"]}
+    assert sandbox.position(POSITION)["status"] == "draft"
+
+
+class TestTestDoublesStillSeeEveryCall:
+    """A user's tests that mock requests keep working: the hook then sends through requests."""
+
+    def test_an_adapter_mounted_on_the_session(self, jobmojito_conn: Any) -> None:
+        class CannedAdapter(BaseAdapter):
+            def __init__(self) -> None:
+                super().__init__()
+                self.sent: list[requests.PreparedRequest] = []
+
+            def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+                self.sent.append(request)
+                response = requests.Response()
+                response.status_code, response._content = 200, b'{"success": true}'
+                response.request = request
+                return response
+
+            def close(self) -> None:
+                pass
+
+        hook = JobMojitoHook(jobmojito_conn(host="http://jobmojito.invalid/functions/v1"))
+        adapter = CannedAdapter()
+        hook.get_conn().mount("http://", adapter)
+        assert hook.set_interview_state(POSITION, status="active") == {"success": True}
+        (sent,) = adapter.sent
+        assert sent.url == f"http://jobmojito.invalid{SET_STATE}"
+        assert sent.body == b'{"position_id":"' + POSITION.encode() + b'","status":"active"}'
+
+    def test_requests_patched_by_a_test(self, jobmojito_conn: Any) -> None:
+        canned = requests.Response()
+        canned.status_code, canned._content = 200, b'{"success": true}'
+        hook = JobMojitoHook(jobmojito_conn(host="http://jobmojito.invalid/functions/v1"))
+        with mock.patch.object(requests.Session, "request", return_value=canned) as patched:
+            assert hook.set_interview_state(POSITION, status="active") == {"success": True}
+        assert patched.call_args.args[:2] == ("POST", f"http://jobmojito.invalid{SET_STATE}")
+
+    def test_a_session_with_auth_goes_through_requests(self) -> None:
+        session = requests.Session()
+        transport = Transport(session)
+        assert transport._route("http://127.0.0.1:9/x") is not None
+        session.auth = ("user", "pass")
+        assert transport._route("http://127.0.0.1:9/x") is None
