@@ -5,28 +5,29 @@ is the way in; this module holds what it returns and raises, so both can be impo
 without the hook:
 
 * :class:`StateChangeResult`: one per position, in the order the ids were given;
-* :class:`JobMojitoBulkError`: raised once, after every position was attempted, when any failed.
-  It is also an ``AirflowFailException`` (:class:`JobMojitoPermanentBulkError`) when every
-  failure is permanent, so Airflow spends its task retries only where a retry can help.
+* :class:`~airflow_provider_jobmojito.exceptions.JobMojitoBulkError` (re-exported here): raised
+  once, after every position was attempted, when any failed. It is also an
+  ``AirflowFailException`` (``JobMojitoPermanentBulkError``) when every failure is permanent, so
+  Airflow spends its task retries only where a retry can help.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
-from airflow_provider_jobmojito.exceptions import JobMojitoError
+from airflow_provider_jobmojito.exceptions import (
+    MAX_LISTED_FAILURES,
+    JobMojitoBulkError,
+    JobMojitoError,
+    JobMojitoPermanentBulkError,
+)
 from airflow_provider_jobmojito.validation import StateChange, parse_position_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-#: Failures listed in a :class:`JobMojitoBulkError` message; the log lists them all.
-MAX_LISTED_FAILURES = 10
 #: Stands in for the ids while ``status`` and ``is_embedded`` are checked, so that the bulk call
 #: checks them with exactly the single call's rules and messages.
 _ANY_ID = "00000000-0000-0000-0000-000000000000"
@@ -59,64 +60,6 @@ class StateChangeResult:
     @classmethod
     def failed(cls, position_id: str, error: JobMojitoError) -> StateChangeResult:
         return cls(position_id, False, None, error)
-
-
-class JobMojitoBulkError(JobMojitoError):
-    """Some positions of a bulk state change failed; every position was attempted.
-
-    Catch this to handle any bulk failure. When every failure is permanent (auth, validation,
-    another 4xx) the error raised is the subclass :class:`JobMojitoPermanentBulkError`, which
-    Airflow does not retry; otherwise Airflow may retry the task, which is safe since setting a
-    state is idempotent.
-
-    :param message: what went wrong, for a person.
-    :param results: every position's result, in input order.
-    """
-
-    def __init__(self, message: str, *, results: Sequence[StateChangeResult] = ()) -> None:
-        failed = [result for result in results if not result.ok]
-        codes = {result.error.status_code for result in failed if result.error is not None}
-        super().__init__(message, status_code=codes.pop() if len(codes) == 1 else None)
-        #: Every position's result, in input order.
-        self.results: list[StateChangeResult] = list(results)
-        #: The results that failed, in input order.
-        self.failed: list[StateChangeResult] = failed
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild_bulk_error, (type(self), str(self), self.results)
-
-    @classmethod
-    def from_results(cls, results: Sequence[StateChangeResult]) -> JobMojitoBulkError:
-        """The error for ``results``: permanent when every failure is, with a summary message."""
-        failed = [result for result in results if not result.ok]
-        permanent = all(isinstance(result.error, AirflowFailException) for result in failed)
-        kind = JobMojitoPermanentBulkError if permanent else JobMojitoBulkError
-        listed = "; ".join(f"{r.position_id}: {_brief(r.error)}" for r in failed[:MAX_LISTED_FAILURES])
-        more = len(failed) - MAX_LISTED_FAILURES
-        tail = f"; and {more} more (all are in .failed and in the log)" if more > 0 else ""
-        noun = "position" if len(results) == 1 else "positions"
-        message = f"{len(failed)} of {len(results)} {noun} failed: {listed}{tail}."
-        return kind(message, results=results)
-
-
-class JobMojitoPermanentBulkError(JobMojitoBulkError, AirflowFailException):
-    """A :class:`JobMojitoBulkError` where every failure is permanent: Airflow does not retry it."""
-
-
-def _rebuild_bulk_error(
-    kind: type[JobMojitoBulkError], message: str, results: list[StateChangeResult]
-) -> JobMojitoBulkError:
-    return kind(message, results=results)
-
-
-def _brief(error: JobMojitoError | None) -> str:
-    """One failure, short: the API's status and text when it sent one, else the message."""
-    if error is None:  # pragma: no cover - failed results always carry an error
-        return "unknown error"
-    if error.status_code is not None and error.error:
-        field_note = f" (field: {error.field})" if error.field else ""
-        return f"{type(error).__name__} {error.status_code}: {error.error}{field_note}"
-    return f"{type(error).__name__}: {error}"
 
 
 def build_changes(position_ids: Iterable[object], status: object, is_embedded: object) -> list[StateChange]:
@@ -212,6 +155,9 @@ def apply_all(
     if workers <= 1:
         work()
     else:
+        # Imported here: the operators module imports this one, and DAG parsing needs no threads.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(workers, thread_name_prefix="jobmojito-bulk") as executor:
             futures = [executor.submit(work) for _ in range(workers)]
             try:
@@ -231,3 +177,14 @@ def failure_report(failed: Sequence[StateChangeResult], total: int) -> str:
     lines = [f"{len(failed)} of {total} position(s) failed:"]
     lines.extend(f"  {result.position_id}: {result.error}" for result in failed)
     return "\n".join(lines)
+
+
+__all__ = [
+    "JobMojitoBulkError",
+    "JobMojitoPermanentBulkError",
+    "StateChangeResult",
+    "apply_all",
+    "build_changes",
+    "check_max_workers",
+    "failure_report",
+]

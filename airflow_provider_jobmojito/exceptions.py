@@ -9,9 +9,18 @@ Messages carry the API's short ``error`` text and never a whole response body, a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_provider_jobmojito.bulk import StateChangeResult
+
 _MAX_ERROR_TEXT = 300
+#: Failures listed in a :class:`JobMojitoBulkError` message; the log lists them all.
+MAX_LISTED_FAILURES = 10
 
 
 class JobMojitoError(AirflowException):
@@ -71,6 +80,64 @@ class JobMojitoUnavailableError(JobMojitoError):
     """Transient failures (connection errors, timeouts, 429, 502, 503, 504) outlasted the retries."""
 
 
+class JobMojitoBulkError(JobMojitoError):
+    """Some positions of a bulk state change failed; every position was attempted.
+
+    Catch this to handle any bulk failure. When every failure is permanent (auth, validation,
+    another 4xx) the error raised is the subclass :class:`JobMojitoPermanentBulkError`, which
+    Airflow does not retry; otherwise Airflow may retry the task, which is safe since setting a
+    state is idempotent.
+
+    :param message: what went wrong, for a person.
+    :param results: every position's result, in input order.
+    """
+
+    def __init__(self, message: str, *, results: Sequence[StateChangeResult] = ()) -> None:
+        failed = [result for result in results if not result.ok]
+        codes = {result.error.status_code for result in failed if result.error is not None}
+        super().__init__(message, status_code=codes.pop() if len(codes) == 1 else None)
+        #: Every position's result, in input order.
+        self.results: list[StateChangeResult] = list(results)
+        #: The results that failed, in input order.
+        self.failed: list[StateChangeResult] = failed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_bulk_error, (type(self), str(self), self.results)
+
+    @classmethod
+    def from_results(cls, results: Sequence[StateChangeResult]) -> JobMojitoBulkError:
+        """The error for ``results``: permanent when every failure is, with a summary message."""
+        failed = [result for result in results if not result.ok]
+        permanent = all(isinstance(result.error, AirflowFailException) for result in failed)
+        kind = JobMojitoPermanentBulkError if permanent else JobMojitoBulkError
+        listed = "; ".join(f"{r.position_id}: {_brief(r.error)}" for r in failed[:MAX_LISTED_FAILURES])
+        more = len(failed) - MAX_LISTED_FAILURES
+        tail = f"; and {more} more (all are in .failed and in the log)" if more > 0 else ""
+        noun = "position" if len(results) == 1 else "positions"
+        message = f"{len(failed)} of {len(results)} {noun} failed: {listed}{tail}."
+        return kind(message, results=results)
+
+
+class JobMojitoPermanentBulkError(JobMojitoBulkError, AirflowFailException):
+    """A :class:`JobMojitoBulkError` where every failure is permanent: Airflow does not retry it."""
+
+
+def _rebuild_bulk_error(
+    kind: type[JobMojitoBulkError], message: str, results: list[StateChangeResult]
+) -> JobMojitoBulkError:
+    return kind(message, results=results)
+
+
+def _brief(error: JobMojitoError | None) -> str:
+    """One failure, short: the API's status and text when it sent one, else the message."""
+    if error is None:  # pragma: no cover - failed results always carry an error
+        return "unknown error"
+    if error.status_code is not None and error.error:
+        field_note = f" (field: {error.field})" if error.field else ""
+        return f"{type(error).__name__} {error.status_code}: {error.error}{field_note}"
+    return f"{type(error).__name__}: {error}"
+
+
 def _shorten(text: str | None) -> str | None:
     if text is None or len(text) <= _MAX_ERROR_TEXT:
         return text
@@ -79,10 +146,12 @@ def _shorten(text: str | None) -> str | None:
 
 __all__ = [
     "JobMojitoAuthError",
+    "JobMojitoBulkError",
     "JobMojitoClientError",
     "JobMojitoConfigError",
     "JobMojitoError",
     "JobMojitoNotFoundError",
+    "JobMojitoPermanentBulkError",
     "JobMojitoServerError",
     "JobMojitoUnavailableError",
     "JobMojitoValidationError",

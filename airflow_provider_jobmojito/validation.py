@@ -69,11 +69,16 @@ class StateChange:
             body["is_embedded"] = self.is_embedded
         return body
 
-    def describe(self) -> str:
-        """A short account for log lines, e.g. ``position 3f2a6c1e -> archived, embedding off``."""
+    @property
+    def summary(self) -> str:
+        """What changes, e.g. ``archived, embedding off``."""
         parts = []
         if self.status is not None:
             parts.append(self.status.value)
         if self.is_embedded is not None:
             parts.append("embedding on" if self.is_embedded else "embedding off")
-        return f"position {self.position_id} -> {', '.join(parts)}"
+        return ", ".join(parts)
+
+    def describe(self) -> str:
+        """A short account for log lines, e.g. ``position 3f2a6c1e -> archived, embedding off``."""
+        return f"position {self.position_id} -> {self.summary}"

@@ -6,7 +6,8 @@ Two DAGs:
   hiring for a position is over. It records an event on the Asset ``jobmojito://positions/hiring-closed``
   whose ``extra`` lists the closed positions.
 - ``jobmojito_archive_closed_positions`` runs on each such event (or by hand, with the
-  ``position_ids`` param) and archives every closed position with embedding off, in one call each.
+  ``position_ids`` param) and archives every closed position with embedding off, all in one bulk
+  task (one API call per position, eight at a time).
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ with DAG(
             ids.extend(event.extra.get("position_ids", []))
         return list(dict.fromkeys(ids))  # keep order, drop repeats
 
-    SetInterviewStateOperator.partial(
+    # One task for every closed position: hiring often closes for hundreds at once, and one bulk
+    # task sets them in parallel instead of scheduling a mapped task per position.
+    SetInterviewStateOperator(
         task_id="archive",
+        position_ids=closed_positions(),
         status="archived",
         is_embedded=False,
+        max_workers=8,
         retries=2,
-    ).expand(position_id=closed_positions())
+    )

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
+from airflow_provider_jobmojito.bulk import build_changes, check_max_workers
+from airflow_provider_jobmojito.exceptions import JobMojitoBulkError
 from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import StateChange, parse_is_embedded, parse_position_id
 
@@ -16,12 +18,18 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_jobmojito.bulk import StateChangeResult
     from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 
 #: XCom keys pushed when the API returns embed keys.
 XCOM_EMBED_ID = "embed_id"
 XCOM_EMBED_SIGNING_KEY = "embed_signing_key"
 XCOM_EMBED_URL = "embed_url"
+#: XCom keys pushed by a bulk task (``position_ids``): dicts by position id, and every result.
+XCOM_EMBED_IDS = "embed_ids"
+XCOM_EMBED_SIGNING_KEYS = "embed_signing_keys"
+XCOM_EMBED_URLS = "embed_urls"
+XCOM_RESULTS = "results"
 
 #: Mapped instances are labelled by the position they change.
 MAP_INDEX_TEMPLATE = "{{ task.position_id }}"
@@ -44,38 +52,53 @@ def _rendered_bool(value: object) -> object:
 
 
 class SetInterviewStateOperator(BaseOperator):
-    """Set a JobMojito position's lifecycle status and/or its iframe embedding, in one call.
+    """Set JobMojito positions' lifecycle status and/or iframe embedding: one, or many in bulk.
+
+    Give ``position_id`` for one position, or ``position_ids`` for many: they are changed in
+    parallel, ``max_workers`` calls at a time, in one task. Prefer mapping
+    (``.partial(...).expand(position_id=[...])``) for per-position retries and visibility, and
+    ``position_ids`` for hundreds of positions, where mapping's scheduling cost per task adds up.
 
     Literal arguments are checked when the operator is built, so a DAG with ``status="actve"``
     fails to import; templated ones are checked after rendering, before any request. Nothing
     touches the network until the task runs.
 
-    When the API returns embed keys (``is_embedded=True``), the task pushes the XCom keys
-    ``embed_id``, ``embed_signing_key`` (unless ``push_signing_key=False``) and ``embed_url``. The
-    return value never holds the signing key.
-
-    Mapped instances (``.partial(...).expand(position_id=[...])``) are labelled by position id.
+    When the API returns embed keys (``is_embedded=True``), a single-position task pushes the XCom
+    keys ``embed_id``, ``embed_signing_key`` (unless ``push_signing_key=False``) and ``embed_url``;
+    a bulk task pushes ``embed_ids``, ``embed_signing_keys`` and ``embed_urls``, each a dict by
+    position id. Return values never hold a signing key.
 
     :param position_id: the interview or position id (a UUID). Templated.
+    :param position_ids: instead of ``position_id``, a list of ids, each at most once (a literal
+        list or an upstream task's output). Templated.
     :param status: one of ``draft, active, archived, deleted, preparing, completed``, or ``None``
         to leave the status as it is. Templated.
     :param is_embedded: ``True`` switches embedding on (the existing key is kept), ``False`` off
         (the key is deleted), ``None`` leaves it. Templated; a rendered ``"true"``/``"false"``
         counts as the bool.
-    :param push_signing_key: push ``embed_signing_key`` to XCom when the API returns it. Anyone who
-        can read this task's XComs can read it: see the README's XCom section.
+    :param max_workers: with ``position_ids``, the calls in flight at once.
+    :param push_signing_key: push signing keys to XCom when the API returns them. Anyone who can
+        read this task's XComs can read them: see the README's XCom section.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
     """
 
-    template_fields: Sequence[str] = ("position_id", "status", "is_embedded", "jobmojito_conn_id")
+    template_fields: Sequence[str] = (
+        "position_id",
+        "position_ids",
+        "status",
+        "is_embedded",
+        "jobmojito_conn_id",
+    )
     ui_color = "#e9f5ff"
 
     def __init__(
         self,
         *,
-        position_id: str,
+        position_id: str | None = None,
+        position_ids: Sequence[str] | None = None,
         status: InterviewStatus | str | None = None,
         is_embedded: bool | str | None = None,
+        max_workers: int = 8,
         push_signing_key: bool = True,
         jobmojito_conn_id: str = "jobmojito_default",
         map_index_template: str | None = MAP_INDEX_TEMPLATE,
@@ -85,8 +108,10 @@ class SetInterviewStateOperator(BaseOperator):
         # mapped tasks too: Airflow reads operator defaults from the __init__ signatures.
         super().__init__(map_index_template=map_index_template, **kwargs)
         self.position_id = position_id
+        self.position_ids = position_ids
         self.status = status
         self.is_embedded = is_embedded
+        self.max_workers = max_workers
         self.push_signing_key = push_signing_key
         self.jobmojito_conn_id = jobmojito_conn_id
         self._check_literals()
@@ -103,8 +128,22 @@ class SetInterviewStateOperator(BaseOperator):
 
     def _check_literals(self) -> None:
         """Fail DAG import on a literal argument that can never work."""
-        if _is_literal(self.position_id):
+        if (self.position_id is None) == (self.position_ids is None):
+            raise ValueError(
+                f"{type(self).__name__} {self.task_id!r}: give exactly one of position_id (one "
+                "position) or position_ids (a list); got "
+                f"{'both' if self.position_id is not None else 'neither'}."
+            )
+        if self.position_id is not None and _is_literal(self.position_id):
             parse_position_id(self.position_id)
+        if isinstance(self.position_ids, str) and _is_literal(self.position_ids):
+            raise ValueError(
+                f"position_ids must be a list of UUIDs, not one string; got {self.position_ids!r}."
+            )
+        if isinstance(self.position_ids, list | tuple):
+            for index, value in enumerate(self.position_ids):
+                if _is_literal(value):
+                    parse_position_id(value, param=f"position_ids[{index}]")
         if _is_literal(self.status) and self.status is not None:
             InterviewStatus.parse(self.status)
         if _is_literal(self.is_embedded):
@@ -116,18 +155,20 @@ class SetInterviewStateOperator(BaseOperator):
             )
         if not isinstance(self.push_signing_key, bool):
             raise ValueError(f"push_signing_key must be True or False; got {self.push_signing_key!r}.")
+        check_max_workers(self.max_workers)
 
     def _rendered_change(self) -> StateChange:
         try:
             return StateChange.build(self.position_id, self.status, _rendered_bool(self.is_embedded))
         except ValueError as exc:
-            # Rendered input that is wrong stays wrong: no Airflow retry can fix it.
-            raise AirflowFailException(f"Task {self.task_id!r}: {exc}") from exc
+            raise _permanent(self.task_id, exc) from exc
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        change = self._rendered_change()
+    def execute(self, context: Context) -> Any:
         from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 
+        if self.position_ids is not None:
+            return self._execute_bulk(context, JobMojitoHook(self.jobmojito_conn_id))
+        change = self._rendered_change()
         hook = JobMojitoHook(self.jobmojito_conn_id)
         started = time.monotonic()
         answer = hook.apply(change)
@@ -155,6 +196,66 @@ class SetInterviewStateOperator(BaseOperator):
             ti.xcom_push(key=XCOM_EMBED_SIGNING_KEY, value=answer["embed_signing_key"])
         ti.xcom_push(key=XCOM_EMBED_URL, value=embed_url)
         return {"embed_id": embed_id, "embed_url": embed_url}
+
+    def _execute_bulk(self, context: Context, hook: JobMojitoHook) -> list[dict[str, Any]]:
+        """Change every position of ``position_ids``; push per-id results even when some fail."""
+        try:
+            is_embedded = parse_is_embedded(_rendered_bool(self.is_embedded))
+            changes = build_changes(self.position_ids, self.status, is_embedded)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise _permanent(self.task_id, exc) from exc
+        started = time.monotonic()
+        try:
+            results = hook.set_interview_states(
+                [change.position_id for change in changes],
+                status=self.status,
+                is_embedded=is_embedded,
+                max_workers=self.max_workers,
+            )
+        except JobMojitoBulkError as error:
+            self._push_bulk_results(context, hook, error.results, changes)
+            raise
+        summary = self._push_bulk_results(context, hook, results, changes)
+        what = changes[0].summary if changes else "nothing to change"
+        self.log.info("%d position(s) -> %s (%.1f s)", len(results), what, time.monotonic() - started)
+        return summary
+
+    def _push_bulk_results(
+        self,
+        context: Context,
+        hook: JobMojitoHook,
+        results: Sequence[StateChangeResult],
+        changes: Sequence[StateChange],
+    ) -> list[dict[str, Any]]:
+        """Push ``results`` (and embed keys by id) to XCom; log each change; return the summary."""
+        ti = context["ti"]
+        summary: list[dict[str, Any]] = []
+        embed_ids: dict[str, str] = {}
+        signing_keys: dict[str, str] = {}
+        for result, change in zip(results, changes, strict=True):
+            entry: dict[str, Any] = {"position_id": result.position_id, "ok": result.ok}
+            if result.ok and result.response is not None:
+                embed_id = result.response.get("embed_id")
+                if isinstance(embed_id, str):
+                    embed_ids[result.position_id] = embed_id
+                    signing_keys[result.position_id] = result.response["embed_signing_key"]
+                    entry.update(embed_id=embed_id, embed_url=hook.embed_url(embed_id))
+                self.log.info("%s", change.describe())
+            else:
+                entry["error"] = str(result.error)
+            summary.append(entry)
+        if embed_ids:
+            ti.xcom_push(key=XCOM_EMBED_IDS, value=embed_ids)
+            if self.push_signing_key:
+                ti.xcom_push(key=XCOM_EMBED_SIGNING_KEYS, value=signing_keys)
+            ti.xcom_push(key=XCOM_EMBED_URLS, value={pid: hook.embed_url(e) for pid, e in embed_ids.items()})
+        ti.xcom_push(key=XCOM_RESULTS, value=summary)
+        return summary
+
+
+def _permanent(task_id: str, exc: ValueError) -> AirflowFailException:
+    """Rendered input that is wrong stays wrong: no Airflow retry can fix it."""
+    return AirflowFailException(f"Task {task_id!r}: {exc}")
 
 
 class EmbedOperator(SetInterviewStateOperator):

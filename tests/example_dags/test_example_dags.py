@@ -103,6 +103,11 @@ class TestArchiveAfterHiring:
         assert sandbox.position(P1)["status"] == "draft"
         calls = [r["json"] for r in sandbox.requests_log() if r["path"].endswith("set-state")]
         assert sorted(c["position_id"] for c in calls) == sorted([P2, P3])
+        ti = run.get_task_instance("archive")
+        assert ti.xcom_pull(task_ids="archive", key="results") == [
+            {"position_id": P2, "ok": True},
+            {"position_id": P3, "ok": True},
+        ]
 
 
 class TestCareersPageEmbed:

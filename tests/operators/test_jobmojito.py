@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 
-from airflow_provider_jobmojito.exceptions import JobMojitoValidationError
+from airflow_provider_jobmojito.exceptions import JobMojitoBulkError, JobMojitoValidationError
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
 from tests.conftest import dag_bag, logged_lines, run_inline_dag
 
@@ -69,6 +70,7 @@ class TestConstruction:
     def test_template_fields(self) -> None:
         assert set(SetInterviewStateOperator.template_fields) == {
             "position_id",
+            "position_ids",
             "status",
             "is_embedded",
             "jobmojito_conn_id",
@@ -270,3 +272,85 @@ class TestInDagRuns:
         ti = run.get_task_instance("t")
         assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
         assert len(set_state_calls(sandbox)) == 1
+
+
+class TestBulk:
+    """``position_ids``: many positions in one task, through the hook's bulk call."""
+
+    @pytest.mark.parametrize(
+        ("kwargs", "fragment"),
+        [
+            ({"position_id": P1, "position_ids": [P2]}, "exactly one of position_id"),
+            ({}, "exactly one of position_id"),
+            ({"position_ids": [P1, "nope"]}, "position_ids[1] must be a UUID"),
+            ({"position_ids": P1}, "position_ids must be a list of UUIDs, not one string"),
+            ({"position_ids": [P1], "max_workers": 0}, "max_workers must be a whole number of at least 1"),
+        ],
+    )
+    def test_bad_literal_arguments_fail_when_built(self, kwargs: dict[str, Any], fragment: str) -> None:
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            SetInterviewStateOperator(task_id="t", status="archived", **kwargs)
+
+    def execute(self, operator: SetInterviewStateOperator) -> tuple[Any, mock.MagicMock]:
+        ti = mock.MagicMock()
+        return operator.execute(context={"ti": ti}), ti  # type: ignore[arg-type]
+
+    def test_changes_every_position_and_returns_results_in_order(self, sandbox: Any) -> None:
+        ids = [P3, P1, P2]
+        result, ti = self.execute(
+            SetInterviewStateOperator(task_id="t", position_ids=ids, status="archived", max_workers=3)
+        )
+        assert result == [{"position_id": p, "ok": True} for p in ids]
+        assert TestExecute.pushed(ti) == {"results": result}
+        assert [sandbox.position(p)["status"] for p in ids] == ["archived"] * 3
+
+    def test_embed_keys_go_to_xcom_by_position_and_never_into_the_return_value(self, sandbox: Any) -> None:
+        result, ti = self.execute(
+            SetInterviewStateOperator(task_id="t", position_ids=[P1, P2], is_embedded=True)
+        )
+        pushed = TestExecute.pushed(ti)
+        stored = {p: sandbox.position(p) for p in (P1, P2)}
+        assert pushed["embed_ids"] == {p: stored[p]["embed_id"] for p in (P1, P2)}
+        assert pushed["embed_signing_keys"] == {p: stored[p]["embed_signing_key"] for p in (P1, P2)}
+        assert pushed["embed_urls"][P1].endswith(f"?embed_id={stored[P1]['embed_id']}")
+        for key in (stored[P1]["embed_signing_key"], stored[P2]["embed_signing_key"]):
+            assert key not in repr(result)
+            assert key not in repr(pushed["results"])
+
+    def test_push_signing_key_false_keeps_every_key_out_of_xcom(self, sandbox: Any) -> None:
+        _, ti = self.execute(
+            SetInterviewStateOperator(
+                task_id="t", position_ids=[P1, P2], is_embedded=True, push_signing_key=False
+            )
+        )
+        assert set(TestExecute.pushed(ti)) == {"embed_ids", "embed_urls", "results"}
+
+    def test_partial_failure_pushes_every_result_then_raises(self, sandbox: Any) -> None:
+        unknown = str(uuid.uuid4())
+        ti = mock.MagicMock()
+        operator = SetInterviewStateOperator(task_id="t", position_ids=[P1, unknown, P2], status="active")
+        with pytest.raises(JobMojitoBulkError, match=f"1 of 3 positions failed: {unknown}") as raised:
+            operator.execute(context={"ti": ti})  # type: ignore[arg-type]
+        assert not isinstance(raised.value, AirflowFailException)  # a 500: Airflow may retry
+        first, failed, last = TestExecute.pushed(ti)["results"]
+        assert first == {"position_id": P1, "ok": True}
+        assert last == {"position_id": P2, "ok": True}
+        assert (failed["position_id"], failed["ok"]) == (unknown, False)
+        assert "500" in failed["error"]
+        assert [sandbox.position(p)["status"] for p in (P1, P2)] == ["active", "active"]
+
+    def test_bad_rendered_ids_fail_without_retry_or_request(self, sandbox: Any) -> None:
+        operator = SetInterviewStateOperator(task_id="t", position_ids="{{ params.ids }}", status="active")
+        operator.position_ids = [P1, P1]  # as rendered
+        with pytest.raises(AirflowFailException, match="more than once"):
+            self.execute(operator)
+        assert sandbox.requests_log() == []
+
+    def test_logs_each_change_and_a_summary(
+        self, sandbox: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        self.execute(SetInterviewStateOperator(task_id="t", position_ids=[P1, P2], status="completed"))
+        text = "\n".join(logged_lines(capfd, caplog))
+        assert f"position {P1} -> completed" in text
+        assert f"position {P2} -> completed" in text
+        assert "2 position(s) -> completed (" in text
