@@ -165,9 +165,12 @@ def test_task_logs_have_each_call_and_no_secret(deployment: Deployment, example_
         assert f"position {position_id} -> active (" in task_logs["jobmojito_activate_positions"]
     assert f"position {CAREERS} -> embedding on (" in task_logs["jobmojito_careers_page_embed"]
     assert f"position {CAREERS} -> active (" in task_logs["jobmojito_careers_page_embed"]
+    # The archive DAG changes every closed position in one bulk task: a line each, then a summary.
     for position_id in CLOSED:
-        line = f"position {position_id} -> archived, embedding off ("
+        line = f"position {position_id} -> archived, embedding off"
         assert line in task_logs["jobmojito_archive_closed_positions"]
+    summary = f"{len(CLOSED)} position(s) -> archived, embedding off ("
+    assert summary in task_logs["jobmojito_archive_closed_positions"]
     # The tasks did sign in (so there were tokens to hide).
     assert f"Signed in to JobMojito as {SANDBOX_EMAIL}" in task_logs["jobmojito_activate_positions"]
 
