@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pendulum
 
@@ -36,7 +36,7 @@ def jwt_expiry(token: str) -> pendulum.DateTime | None:
 class SignedInToken:
     """An access token got by signing in, and when it stops being worth reusing."""
 
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: pendulum.DateTime
 
     def is_fresh(self) -> bool:
@@ -67,10 +67,11 @@ class SignInCache:
         self._tokens[key] = token
 
     def discard(self, key: tuple[str, str, str], access_token: str) -> None:
-        """Forget ``access_token`` unless another thread has already replaced it."""
-        current = self._tokens.get(key)
-        if current is not None and current.access_token == access_token:
-            del self._tokens[key]
+        """Forget ``access_token`` unless another thread has already replaced (or forgotten) it."""
+        with self.lock:
+            current = self._tokens.get(key)
+            if current is not None and current.access_token == access_token:
+                del self._tokens[key]
 
     def clear(self) -> None:
         self._tokens.clear()

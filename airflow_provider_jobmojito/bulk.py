@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_jobmojito.exceptions import (
     MAX_LISTED_FAILURES,
+    JobMojitoAuthError,
     JobMojitoBulkError,
     JobMojitoError,
     JobMojitoPermanentBulkError,
@@ -131,13 +132,16 @@ def apply_all(
 ) -> list[StateChangeResult]:
     """Apply every change, ``max_workers`` at a time; one result per change, in order.
 
-    A :class:`JobMojitoError` fails only its own position. Any other exception (a bug, an
+    A :class:`JobMojitoError` fails only its own position, with one exception: refused
+    credentials (:class:`JobMojitoAuthError`) would be refused for every position, so no further
+    position is sent, and those never sent carry that same error. Any other exception (a bug, an
     interrupt) stops the workers from taking more positions and is raised as it is.
     """
     results: list[StateChangeResult | None] = [None] * len(changes)
     next_index = iter(range(len(changes)))
     take_lock = threading.Lock()
     stop = threading.Event()
+    refused: list[JobMojitoAuthError] = []
 
     def work() -> None:
         while not stop.is_set():
@@ -148,8 +152,15 @@ def apply_all(
             change = changes[index]
             try:
                 results[index] = StateChangeResult.succeeded(change.position_id, apply(change))
+            except JobMojitoAuthError as error:
+                results[index] = StateChangeResult.failed(change.position_id, error)
+                refused.append(error)
+                stop.set()
             except JobMojitoError as error:
                 results[index] = StateChangeResult.failed(change.position_id, error)
+            except BaseException:
+                stop.set()
+                raise
 
     workers = min(max_workers, len(changes))
     if workers <= 1:
@@ -160,12 +171,13 @@ def apply_all(
 
         with ThreadPoolExecutor(workers, thread_name_prefix="jobmojito-bulk") as executor:
             futures = [executor.submit(work) for _ in range(workers)]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                stop.set()
-                raise
+            for future in futures:
+                future.result()
+    if refused:
+        return [
+            result or StateChangeResult.failed(change.position_id, refused[0])
+            for result, change in zip(results, changes, strict=True)
+        ]
     done = [result for result in results if result is not None]
     if len(done) != len(changes):  # pragma: no cover - every worker ran to the end
         raise RuntimeError("A bulk state change ended with positions never attempted.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -86,10 +86,10 @@ class HookSettings:
     timeout: float
     retry: RetryPolicy
     supabase_url: str
-    supabase_anon_key: str | None
+    supabase_anon_key: str | None = field(repr=False)
     embed_base_url: str
     login: str
-    password: str
+    password: str = field(repr=False)
 
     @property
     def signs_in(self) -> bool:

@@ -11,10 +11,12 @@ GIL. :class:`Transport` sends through the very same connection pools the session
 * ``HTTP(S)_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and the session's
   ``proxies``, ``verify`` and ``cert`` are honoured; environment variables are read on the first
   call to each host;
+* redirects are not followed on either path: a base URL that redirects is a configuration error,
+  and following it would re-send a POST (or turn it into a GET);
 * anything unusual goes through ``session.request`` unchanged, so requests' semantics hold where
-  they matter: a redirect, a session with ``auth``, cookies, ``params`` or response hooks, an
-  adapter that is not a stock ``HTTPAdapter`` (a test double such as requests-mock's), and
-  requests' sending methods replaced by a test (``responses``, ``mock.patch``).
+  they matter: a session with ``auth``, cookies, ``params`` or response hooks, an adapter that is
+  not a stock ``HTTPAdapter`` (a test double such as requests-mock's), and requests' sending
+  methods replaced by a test (``responses``, ``mock.patch``).
 
 Either way the caller gets an :class:`Answer` or a :class:`NoAnswer`, so retries and error
 mapping live in one place (the hook).
@@ -32,21 +34,30 @@ import requests
 import urllib3
 from requests.adapters import DEFAULT_POOLSIZE, BaseAdapter, HTTPAdapter
 from requests.utils import prepend_scheme_if_needed, select_proxy
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: requests' own sending methods as imported; a test that patches one of them (``responses``
-#: patches ``HTTPAdapter.send``, ``mock.patch("requests.Session.request")``...) must keep
-#: seeing every call, so the fast path is taken only while all three are untouched.
-_ORIGINALS = (requests.Session.request, requests.Session.send, HTTPAdapter.send)
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _GROW_LOCK = threading.Lock()
 
 
 def _requests_is_unpatched() -> bool:
-    return (requests.Session.request, requests.Session.send, HTTPAdapter.send) == _ORIGINALS
+    """Whether requests' sending methods are requests' own code.
+
+    A test that patches one of them (``responses`` patches ``HTTPAdapter.send``,
+    ``mock.patch("requests.Session.request")``...) must keep seeing every call. Checked by where
+    the functions come from rather than against copies taken at import, since a test may patch
+    before this module is first imported.
+    """
+    return all(
+        getattr(function, "__module__", "") == module and getattr(function, "__qualname__", "") == name
+        for function, module, name in (
+            (requests.Session.request, "requests.sessions", "Session.request"),
+            (requests.Session.send, "requests.sessions", "Session.send"),
+            (HTTPAdapter.send, "requests.adapters", "HTTPAdapter.send"),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -72,12 +83,15 @@ class NoAnswer(Exception):
 
     :param reason: what happened, short, e.g. ``NewConnectionError: ... Connection refused``.
     :param timed_out: whether the timeout passed (rather than the connection failing).
+    :param permanent: whether retrying cannot help (TLS verification failed).
     """
 
-    def __init__(self, reason: str, *, timed_out: bool) -> None:
+    def __init__(self, reason: str, *, timed_out: bool, permanent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.timed_out = timed_out
+        #: A failure no retry can fix, e.g. a certificate that does not verify.
+        self.permanent = permanent
 
 
 class PooledAdapter(HTTPAdapter):
@@ -192,19 +206,28 @@ class Transport:
             raise NoAnswer(_describe(exc), timed_out=False) from exc
         except (ConnectTimeoutError, ReadTimeoutError) as exc:
             raise NoAnswer(_describe(exc), timed_out=True) from exc
+        except SSLError as exc:
+            raise NoAnswer(_describe(exc), timed_out=False, permanent=True) from exc
         except (HTTPError, OSError) as exc:
             raise NoAnswer(_describe(exc), timed_out=False) from exc
-        if response.status in _REDIRECTS and response.headers.get("Location"):
-            # requests' redirect rules (method changes, Authorization dropped across hosts...)
-            # are not worth re-implementing for a misconfigured base URL.
-            return self._send_with_requests(method, url, headers=headers, body=body, timeout=timeout)
         return Answer(response.status, response.headers, response.data)
 
     def _send_with_requests(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeout: float
     ) -> Answer:
         try:
-            response = self.session.request(method, url, headers=headers, data=body, timeout=timeout)
+            response = self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=timeout,
+                allow_redirects=False,
+                # A no-op auth: without it requests would put ~/.netrc credentials over the bearer.
+                auth=_keep_authorization,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise NoAnswer(_describe(_cause(exc)), timed_out=False, permanent=True) from exc
         except requests.Timeout as exc:
             raise NoAnswer(_describe(_cause(exc)), timed_out=True) from exc
         except requests.ConnectionError as exc:
@@ -314,6 +337,10 @@ def _resolve(session: requests.Session, adapter: HTTPAdapter, url: str) -> _Rout
         verify=verify,
         cert=cert,
     )
+
+
+def _keep_authorization(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
 
 
 def _cause(exc: requests.RequestException) -> BaseException:

@@ -53,7 +53,10 @@ with DAG(
             'frameborder="0" title="Interview" allow="camera; microphone"></iframe>\n'
         )
         backend_env = out / f"{position_id}.env"
-        fd = os.open(backend_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Owner-only even when the file already existed (the mode of os.open applies only to a
+        # new file), and never through a symlink someone planted in a shared directory.
+        fd = os.open(backend_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as env_file:
             env_file.write(
                 f"JOBMOJITO_EMBED_ID={embed['embed_id']}\nJOBMOJITO_EMBED_SIGNING_KEY={signing_key}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import platform
+import threading
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
@@ -180,7 +181,7 @@ class JobMojitoHook(BaseHook):
         )
         for secret in (settings.password, settings.supabase_anon_key):
             if secret:
-                mask_secret(secret)
+                _mask(secret)
         return settings
 
     @property
@@ -310,7 +311,7 @@ class JobMojitoHook(BaseHook):
             )
         signing_key = answer.get("embed_signing_key")
         if isinstance(signing_key, str):
-            mask_secret(signing_key)
+            _mask(signing_key)
         return answer
 
     def enable_embedding(self, position_id: str) -> EmbedKeys:
@@ -410,6 +411,12 @@ class JobMojitoHook(BaseHook):
                 signed_in_again = True
                 self.log.info("JobMojito refused the signed-in token (401); signing in again.")
                 continue
+            if 300 <= response.status < 400:
+                # Following would re-send the POST elsewhere, or turn it into a GET.
+                raise JobMojitoConfigError(
+                    f"{what} was redirected ({response.status}) to {response.headers.get('Location')!r}: "
+                    "set the connection's host to the API base URL itself."
+                )
             if response.status >= 400:
                 self._raise_for(response, f"{method} /{path}")
             return _json_of(response, f"{method} /{path}")
@@ -446,6 +453,8 @@ class JobMojitoHook(BaseHook):
             try:
                 response = transport.send(method, url, headers=headers, body=body, timeout=settings.timeout)
             except NoAnswer as exc:
+                if exc.permanent:
+                    raise JobMojitoConfigError(f"{what} failed and no retry can help: {exc.reason}") from None
                 if exc.timed_out:
                     failure = f"got no answer within {settings.timeout:g} s"
                 else:
@@ -591,7 +600,7 @@ class JobMojitoHook(BaseHook):
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise JobMojitoAuthError(f"{what} answered without an access_token.")
-        mask_secret(token)
+        _mask(token)
         now = pendulum.now("UTC")
         expires_at = jwt_expiry(token) or now.add(seconds=int(answer.get("expires_in") or 3600))
         margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)
@@ -603,6 +612,19 @@ USER_AGENT = (
     f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
     f"python/{platform.python_version()}"
 )
+
+
+_MASK_LOCK = threading.Lock()
+
+
+def _mask(secret: str) -> None:
+    """Register ``secret`` with Airflow's secret masker.
+
+    Serialised: the masker rebuilds one pattern from its set of secrets without a lock, so two
+    threads of a bulk call registering keys at once could leave one key out of the pattern.
+    """
+    with _MASK_LOCK:
+        mask_secret(secret)
 
 
 def _json_of(response: Answer, what: str) -> Any:

@@ -14,7 +14,7 @@ from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import StateChange, parse_is_embedded, parse_position_id
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow.sdk import Context
 
@@ -124,6 +124,8 @@ class SetInterviewStateOperator(BaseOperator):
         ``map_index_template=None`` instead, so the default is given here too.
         """
         kwargs.setdefault("map_index_template", MAP_INDEX_TEMPLATE)
+        # __init__ runs only when the mapped instances do: check what is known now.
+        _check_literal_values(kwargs)
         return super().partial(**kwargs)
 
     def _check_literals(self) -> None:
@@ -134,28 +136,12 @@ class SetInterviewStateOperator(BaseOperator):
                 "position) or position_ids (a list); got "
                 f"{'both' if self.position_id is not None else 'neither'}."
             )
-        if self.position_id is not None and _is_literal(self.position_id):
-            parse_position_id(self.position_id)
-        if isinstance(self.position_ids, str) and _is_literal(self.position_ids):
-            raise ValueError(
-                f"position_ids must be a list of UUIDs, not one string; got {self.position_ids!r}."
-            )
-        if isinstance(self.position_ids, list | tuple):
-            for index, value in enumerate(self.position_ids):
-                if _is_literal(value):
-                    parse_position_id(value, param=f"position_ids[{index}]")
-        if _is_literal(self.status) and self.status is not None:
-            InterviewStatus.parse(self.status)
-        if _is_literal(self.is_embedded):
-            parse_is_embedded(self.is_embedded)
+        _check_literal_values(vars(self))
         if self.status is None and self.is_embedded is None:
             raise ValueError(
                 f"{type(self).__name__} {self.task_id!r}: give status (one of "
                 f"{InterviewStatus.allowed()}) or is_embedded (True or False), or both; got neither."
             )
-        if not isinstance(self.push_signing_key, bool):
-            raise ValueError(f"push_signing_key must be True or False; got {self.push_signing_key!r}.")
-        check_max_workers(self.max_workers)
 
     def _rendered_change(self) -> StateChange:
         try:
@@ -251,6 +237,39 @@ class SetInterviewStateOperator(BaseOperator):
             ti.xcom_push(key=XCOM_EMBED_URLS, value={pid: hook.embed_url(e) for pid, e in embed_ids.items()})
         ti.xcom_push(key=XCOM_RESULTS, value=summary)
         return summary
+
+
+def _check_position_ids(value: object) -> None:
+    if isinstance(value, str):
+        raise ValueError(f"position_ids must be a list of UUIDs, not one string; got {value!r}.")
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if _is_literal(item):
+                parse_position_id(item, param=f"position_ids[{index}]")
+
+
+def _check_push_signing_key(value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"push_signing_key must be True or False; got {value!r}.")
+
+
+#: The check of each argument whose literal value can be known when the DAG is parsed.
+_LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
+    "position_id": parse_position_id,
+    "position_ids": _check_position_ids,
+    "status": InterviewStatus.parse,
+    "is_embedded": parse_is_embedded,
+    "max_workers": check_max_workers,
+    "push_signing_key": _check_push_signing_key,
+}
+
+
+def _check_literal_values(arguments: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first given, literal (not templated) argument that is bad."""
+    for name, check in _LITERAL_CHECKS.items():
+        value = arguments.get(name)
+        if value is not None and _is_literal(value):
+            check(value)
 
 
 def _permanent(task_id: str, exc: ValueError) -> AirflowFailException:

@@ -113,6 +113,9 @@ class TestArchiveAfterHiring:
 class TestCareersPageEmbed:
     def test_embeds_publishes_the_snippet_then_activates(self, sandbox: Any, tmp_path: Path) -> None:
         dag = load_example_dag("jobmojito_careers_page_embed", "jobmojito_careers_page_embed")
+        stale = tmp_path / f"{P1}.env"  # left by an earlier run, readable by all
+        stale.write_text("old\n")
+        stale.chmod(0o644)
         run = dag.test(run_conf={"position_id": P1, "output_dir": str(tmp_path)})
         assert run.state == "success"
         stored = sandbox.position(P1)

@@ -373,3 +373,33 @@ class TestSignInAndSecrets:
         assert "answered 503" in shown  # the logs really were captured
         for secret in secrets:
             assert secret not in shown
+
+
+class TestConcurrency:
+    """Concurrency paths: masking from many threads, and refused credentials mid-batch."""
+
+    def test_every_signing_key_is_masked_when_many_threads_register_them(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any
+    ) -> None:
+        from airflow.providers.common.compat.sdk import redact
+
+        ids = new_ids(64)
+        seed(jobmojito_sandbox, ids)
+        results = hook.set_interview_states(ids, is_embedded=True, max_workers=16)
+        keys = [result.response["embed_signing_key"] for result in results if result.response]
+        assert len(keys) == 64
+        assert [redact(key) for key in keys] == ["***"] * 64
+
+    def test_refused_credentials_stop_the_batch_instead_of_sending_every_position(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any
+    ) -> None:
+        ids = new_ids(200)
+        seed(jobmojito_sandbox, ids)
+        jobmojito_sandbox.add_fault(
+            "status", status=401, count=1000, path=SET_STATE, body={"error": "Revoked."}
+        )
+        with pytest.raises(JobMojitoPermanentBulkError, match="200 of 200 positions failed") as raised:
+            hook.set_interview_states(ids, status="active", max_workers=8)
+        assert len(set_state_calls(jobmojito_sandbox)) <= 8  # at most the calls already in flight
+        assert all(isinstance(result.error, JobMojitoAuthError) for result in raised.value.results)
+        assert [r.position_id for r in raised.value.results] == ids

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowNotFoundException
 
 from airflow_provider_jobmojito import __version__
 from airflow_provider_jobmojito.exceptions import (
@@ -110,7 +110,15 @@ class TestSession:
 
     def test_constructing_the_hook_reads_no_connection(self) -> None:
         # No connection "nowhere" exists: a lookup at construction time would raise.
-        JobMojitoHook("nowhere")
+        hook = JobMojitoHook("nowhere")
+        with pytest.raises(AirflowNotFoundException, match="nowhere"):
+            hook.settings  # noqa: B018 - the first use is what reads the connection
+
+    def test_settings_repr_shows_neither_password_nor_anon_key(self, jobmojito_conn: Any) -> None:
+        conn_id = jobmojito_conn(password="pw-in-repr-test", extra={"supabase_anon_key": "anon-in-repr-test"})
+        text = repr(JobMojitoHook(conn_id).settings)
+        assert "pw-in-repr-test" not in text
+        assert "anon-in-repr-test" not in text
 
 
 class TestBadInputIsRefusedBeforeSending:

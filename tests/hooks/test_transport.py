@@ -10,9 +10,10 @@ from unittest import mock
 
 import pytest
 import requests
+from airflow.providers.common.compat.sdk import AirflowFailException
 from requests.adapters import BaseAdapter
 
-from airflow_provider_jobmojito.exceptions import JobMojitoAuthError
+from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.transport import Transport
 
@@ -74,19 +75,36 @@ def redirector(sandbox: Any) -> Iterator[str]:
     server.server_close()
 
 
-def test_a_redirect_is_followed_as_requests_follows_it_without_the_token(
+def test_a_redirect_is_a_configuration_error_and_is_not_followed(
     sandbox: Any, jobmojito_conn: Any, redirector: str
 ) -> None:
     hook = JobMojitoHook(jobmojito_conn(host=f"{redirector}/functions/v1"))
-    # requests follows the 307 (keeping the method and body) but, the host being another, drops
-    # the Authorization header: the token never goes where the base URL did not say.
-    with pytest.raises(JobMojitoAuthError):
+    # Following would re-send the POST to another host (or turn it into a GET); the token never
+    # goes where the base URL did not say.
+    with pytest.raises(
+        JobMojitoConfigError, match=r"redirected \(307\) to 'http://127\.0\.0\.1:\d+/functions"
+    ):
         hook.set_interview_state(POSITION, status="completed")
-    (call,) = sandbox.requests_log()
-    assert (call["method"], call["path"]) == ("POST", SET_STATE)
-    assert call["json"] == {"position_id": POSITION, "status": "completed"}
-    assert "authorization" not in {name.lower() for name in call["headers"]}
+    assert sandbox.requests_log() == []
     assert sandbox.position(POSITION)["status"] == "draft"
+
+
+def test_a_tls_failure_is_permanent_and_not_retried(sandbox: Any, jobmojito_conn: Any) -> None:
+    # The sandbox speaks plain HTTP: a TLS handshake with it fails as a bad certificate would.
+    hook = JobMojitoHook(jobmojito_conn(host=sandbox.api_url.replace("http://", "https://")))
+    with pytest.raises(JobMojitoConfigError, match="no retry can help") as raised:
+        hook.set_interview_state(POSITION, status="completed")
+    assert isinstance(raised.value, AirflowFailException)
+
+
+def test_a_mock_patched_before_the_hook_is_imported_still_sees_every_call(jobmojito_conn: Any) -> None:
+    with mock.patch("requests.Session.request") as request:
+        request.return_value.status_code = 200
+        request.return_value.headers = {}
+        request.return_value.content = b'{"success": true}'
+        hook = JobMojitoHook(jobmojito_conn(host="http://127.0.0.1:9/functions/v1"))
+        assert hook.set_interview_state(POSITION, status="active") == {"success": True}
+    assert request.call_count == 1
 
 
 class TestTestDoublesStillSeeEveryCall:

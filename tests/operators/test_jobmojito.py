@@ -60,8 +60,26 @@ class TestConstruction:
             def upstream() -> str:
                 return P1
 
-            SetInterviewStateOperator(task_id="t1", position_id="{{ params.p }}", status="{{ params.s }}")
-            SetInterviewStateOperator(task_id="t2", position_id=upstream(), is_embedded="{{ params.e }}")
+            t1 = SetInterviewStateOperator(
+                task_id="t1", position_id="{{ params.p }}", status="{{ params.s }}"
+            )
+            t2 = SetInterviewStateOperator(task_id="t2", position_id=upstream(), is_embedded="{{ params.e }}")
+        assert (t1.position_id, t1.status) == ("{{ params.p }}", "{{ params.s }}")
+        assert t2.is_embedded == "{{ params.e }}"
+
+    @pytest.mark.parametrize(
+        ("kwargs", "fragment"),
+        [
+            ({"status": "actve"}, "status must be one of"),
+            ({"status": "active", "is_embedded": "yes"}, "is_embedded must be True, False or None"),
+            ({"status": "active", "max_workers": 0}, "max_workers must be a whole number"),
+        ],
+    )
+    def test_literal_arguments_given_to_partial_fail_at_parse_time(
+        self, kwargs: dict[str, Any], fragment: str
+    ) -> None:
+        with pytest.raises(ValueError, match=fragment):
+            SetInterviewStateOperator.partial(task_id="mapped", **kwargs)
 
     def test_building_touches_neither_connection_nor_network(self, jobmojito_sandbox: Any) -> None:
         EmbedOperator(task_id="t", position_id=P1, jobmojito_conn_id="no_such_connection")
