@@ -36,8 +36,3 @@ class InterviewStatus(StrEnum):
             except ValueError:
                 pass
         raise ValueError(f"{param} must be one of {cls.allowed()}; got {value!r}.")
-
-    @property
-    def is_live(self) -> bool:
-        """Whether candidates can take the interview (JobMojito documents only ``active`` so)."""
-        return self is InterviewStatus.ACTIVE

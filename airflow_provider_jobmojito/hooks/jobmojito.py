@@ -278,7 +278,7 @@ class JobMojitoHook(BaseHook):
         self.log.info(
             "Setting %d position(s) -> %s, %d call(s) at a time.",
             len(changes),
-            changes[0].describe().partition(" -> ")[2],
+            changes[0].summary,
             workers,
         )
         started = time.monotonic()
@@ -312,6 +312,13 @@ class JobMojitoHook(BaseHook):
         signing_key = answer.get("embed_signing_key")
         if isinstance(signing_key, str):
             _mask(signing_key)
+        has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
+        if has_id != has_key or (change.is_embedded is True and not has_id):
+            # Callers rely on the two coming together; say so here rather than fail on a lookup.
+            raise JobMojitoError(
+                f"JobMojito switched embedding on for position {change.position_id} but did not "
+                "send both embed_id and embed_signing_key."
+            )
         return answer
 
     def enable_embedding(self, position_id: str) -> EmbedKeys:
@@ -320,12 +327,7 @@ class JobMojitoHook(BaseHook):
         :param position_id: the interview or position id (a UUID).
         """
         answer = self.set_interview_state(position_id, is_embedded=True)
-        embed_id, signing_key = answer.get("embed_id"), answer.get("embed_signing_key")
-        if not isinstance(embed_id, str) or not isinstance(signing_key, str):
-            raise JobMojitoError(
-                "JobMojito switched embedding on but sent no embed_id and embed_signing_key."
-            )
-        return EmbedKeys(embed_id=embed_id, embed_signing_key=signing_key)
+        return EmbedKeys(embed_id=answer["embed_id"], embed_signing_key=answer["embed_signing_key"])
 
     def disable_embedding(self, position_id: str) -> dict[str, Any]:
         """Switch iframe embedding off; the embed keys are deleted.

@@ -190,7 +190,6 @@ class SetInterviewStateOperator(BaseOperator):
             changes = build_changes(self.position_ids, self.status, is_embedded)  # type: ignore[arg-type]
         except ValueError as exc:
             raise _permanent(self.task_id, exc) from exc
-        started = time.monotonic()
         try:
             results = hook.set_interview_states(
                 [change.position_id for change in changes],
@@ -201,10 +200,7 @@ class SetInterviewStateOperator(BaseOperator):
         except JobMojitoBulkError as error:
             self._push_bulk_results(context, hook, error.results, changes)
             raise
-        summary = self._push_bulk_results(context, hook, results, changes)
-        what = changes[0].summary if changes else "nothing to change"
-        self.log.info("%d position(s) -> %s (%.1f s)", len(results), what, time.monotonic() - started)
-        return summary
+        return self._push_bulk_results(context, hook, results, changes)
 
     def _push_bulk_results(
         self,

@@ -169,7 +169,7 @@ def test_task_logs_have_each_call_and_no_secret(deployment: Deployment, example_
     for position_id in CLOSED:
         line = f"position {position_id} -> archived, embedding off"
         assert line in task_logs["jobmojito_archive_closed_positions"]
-    summary = f"{len(CLOSED)} position(s) -> archived, embedding off ("
+    summary = f"Setting {len(CLOSED)} position(s) -> archived, embedding off"
     assert summary in task_logs["jobmojito_archive_closed_positions"]
     # The tasks did sign in (so there were tokens to hide).
     assert f"Signed in to JobMojito as {SANDBOX_EMAIL}" in task_logs["jobmojito_activate_positions"]

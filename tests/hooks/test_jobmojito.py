@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowNotFoundException
@@ -82,6 +83,16 @@ class TestEmbedding:
         assert default.embed_url("e-1") == "https://try.interviewmojito.com/embed?embed_id=e-1"
         custom = JobMojitoHook(jobmojito_conn(), embed_base_url="https://careers.example.com/embed/")
         assert custom.embed_url("a b") == "https://careers.example.com/embed?embed_id=a+b"
+
+    def test_an_embed_answer_without_its_signing_key_is_an_error_not_a_key_error(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        # The sandbox always answers well-formed keys; a unit detail, so the answer is stubbed.
+        with (
+            mock.patch.object(JobMojitoHook, "_call", return_value={"embed_id": "e-1"}),
+            pytest.raises(JobMojitoError, match="did not send both embed_id and embed_signing_key"),
+        ):
+            hook.enable_embedding(POSITION)
 
 
 class TestReads:

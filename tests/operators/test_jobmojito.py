@@ -371,4 +371,5 @@ class TestBulk:
         text = "\n".join(logged_lines(capfd, caplog))
         assert f"position {P1} -> completed" in text
         assert f"position {P2} -> completed" in text
-        assert "2 position(s) -> completed (" in text
+        assert "Setting 2 position(s) -> completed" in text
+        assert "Changed 2 position(s)" in text
