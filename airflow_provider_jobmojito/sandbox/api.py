@@ -254,10 +254,7 @@ def password_grant(app: SandboxApp, request: Request) -> Response:
     return json_response(
         200,
         {
-            "access_token": issued.access_token,
-            "token_type": "bearer",
-            "expires_in": issued.expires_in,
-            "expires_at": issued.expires_at,
+            **issued.grant(),
             # Opaque and never accepted back: the sandbox has no refresh grant.
             "refresh_token": secrets.token_urlsafe(16),
             "user": {

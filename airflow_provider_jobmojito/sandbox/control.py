@@ -102,15 +102,7 @@ def issue_token(app: SandboxApp, request: Request) -> Response:
     if not isinstance(email, str) or not email:
         return json_response(422, {"error": "Must be a non-empty string.", "name": "email"})
     issued = app.tokens.issue(email, lifetime)
-    return json_response(
-        200,
-        {
-            "access_token": issued.access_token,
-            "token_type": "bearer",
-            "expires_in": issued.expires_in,
-            "expires_at": issued.expires_at,
-        },
-    )
+    return json_response(200, issued.grant())
 
 
 def health(_app: SandboxApp, _request: Request) -> Response:

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 #: Audience and role Supabase puts in the tokens of signed-in users.
@@ -119,11 +119,20 @@ class IssuedToken:
     :param email: its ``email`` claim.
     """
 
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: int
     expires_in: int
     user_id: str
     email: str
+
+    def grant(self) -> dict[str, Any]:
+        """The token as an OAuth token answer: ``access_token``, ``token_type``, expiry."""
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "expires_at": self.expires_at,
+        }
 
 
 class TokenAuthority:
