@@ -29,7 +29,10 @@ def jwt_expiry(token: str) -> pendulum.DateTime | None:
     exp = claims.get("exp") if isinstance(claims, dict) else None
     if isinstance(exp, bool) or not isinstance(exp, int | float):
         return None
-    return pendulum.from_timestamp(exp, tz="UTC")
+    try:
+        return pendulum.from_timestamp(exp, tz="UTC")
+    except (OverflowError, OSError, ValueError):  # an exp beyond any calendar
+        return None
 
 
 @dataclass(frozen=True)

@@ -604,7 +604,13 @@ class JobMojitoHook(BaseHook):
             raise JobMojitoAuthError(f"{what} answered without an access_token.")
         _mask(token)
         now = pendulum.now("UTC")
-        expires_at = jwt_expiry(token) or now.add(seconds=int(answer.get("expires_in") or 3600))
+        # expires_in is relative, so a local clock that runs ahead cannot make every cached
+        # token look expired; the JWT's absolute exp is the fallback.
+        lifetime = answer.get("expires_in")
+        if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
+            expires_at = now.add(seconds=lifetime)
+        else:
+            expires_at = jwt_expiry(token) or now.add(hours=1)
         margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)
         self.log.info("Signed in to JobMojito as %s; token valid until %s.", settings.login, expires_at)
         return SignedInToken(access_token=token, expires_at=expires_at - margin)

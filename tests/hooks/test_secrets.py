@@ -79,3 +79,22 @@ def test_no_secret_in_logs_or_errors_across_success_and_failure(
     text = logs + "\n".join(errors)
     for secret in secrets:
         assert secret not in text
+
+
+def test_password_anon_key_and_signed_in_token_are_registered_with_the_masker(jobmojito_conn: Any) -> None:
+    from airflow.providers.common.compat.sdk import redact
+
+    from airflow_provider_jobmojito.auth import SIGN_IN_CACHE
+
+    anon_key = "anon-key-registered-with-masker"
+    with SandboxServer(email=EMAIL, password=PASSWORD, anon_key=anon_key) as server:
+        server.seed([{"id": POSITION, "status": "draft"}])
+        conn_id = jobmojito_conn(
+            host=server.api_url, login=EMAIL, password=PASSWORD, extra={"supabase_anon_key": anon_key}
+        )
+        hook = JobMojitoHook(conn_id)
+        hook.set_interview_state(POSITION, status="active")
+        cached = SIGN_IN_CACHE.get(hook._sign_in_key)
+        assert cached is not None
+        for secret in (PASSWORD, anon_key, cached.access_token):
+            assert redact(f"x {secret} y") == "x *** y"
