@@ -570,11 +570,15 @@ class JobMojitoHook(BaseHook):
 
     def _signed_in_token(self) -> str:
         key = self._sign_in_key
-        with SIGN_IN_CACHE.lock:
-            cached = SIGN_IN_CACHE.get(key)
-            if cached is None:
-                cached = self._sign_in()
-                SIGN_IN_CACHE.put(key, cached)
+        # A fresh cached token needs no lock; the lock is held across a sign-in on purpose, so
+        # that threads finding the cache empty together sign in once, not once each.
+        cached = SIGN_IN_CACHE.get(key)
+        if cached is None:
+            with SIGN_IN_CACHE.lock:
+                cached = SIGN_IN_CACHE.get(key)
+                if cached is None:
+                    cached = self._sign_in()
+                    SIGN_IN_CACHE.put(key, cached)
         return cached.access_token
 
     def _sign_in(self) -> SignedInToken:

@@ -336,6 +336,19 @@ class TestSignInAndSecrets:
             assert [r["path"] for r in server.requests_log()].count(SIGN_IN) == 2
             assert {row["status"] for row in server.positions().values()} == {"archived"}
 
+    def test_threads_that_find_no_token_together_sign_in_once(self, jobmojito_conn: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with SandboxServer(email=EMAIL, password=PASSWORD) as server:
+            ids = new_ids(8)
+            seed(server, ids)
+            server.add_fault("delay", seconds=0.3, count=1, path=SIGN_IN)  # a slow sign-in
+            conn_id = jobmojito_conn(host=server.api_url, login=EMAIL, password=PASSWORD)
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda i: JobMojitoHook(conn_id).set_interview_state(i, status="active"), ids))
+            assert [r["path"] for r in server.requests_log()].count(SIGN_IN) == 1
+            assert {row["status"] for row in server.positions().values()} == {"active"}
+
     def test_embed_keys_come_back_per_id_and_are_masked(
         self,
         hook: JobMojitoHook,
