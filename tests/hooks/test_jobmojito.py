@@ -259,7 +259,8 @@ class TestRetries:
         started = time.monotonic()
         with pytest.raises(JobMojitoUnavailableError, match="wait 120 s") as raised:
             hook.set_interview_state(POSITION, status="active")
-        assert time.monotonic() - started < 2
+        # The property is "did not sleep the 120 s"; the bound is loose because CI machines are shared.
+        assert time.monotonic() - started < 60
         assert raised.value.status_code == 429
         assert len(set_state_calls(sandbox)) == 1
 
@@ -270,13 +271,15 @@ class TestRetries:
         assert len(set_state_calls(sandbox)) == 3
         assert sandbox.position(POSITION)["status"] == "completed"
 
-    def test_a_slow_answer_fails_within_the_timeout(self, sandbox: Any, jobmojito_conn: Any) -> None:
-        sandbox.add_fault(kind="delay", seconds=3, count=1)
+    def test_a_slow_answer_is_abandoned_at_the_timeout(self, sandbox: Any, jobmojito_conn: Any) -> None:
+        sandbox.add_fault(kind="delay", seconds=30, count=1)
         hook = JobMojitoHook(jobmojito_conn(), timeout=0.5, max_retries=0)
         started = time.monotonic()
         with pytest.raises(JobMojitoUnavailableError, match=r"got no answer within 0.5 s"):
             hook.set_interview_state(POSITION, status="active")
-        assert time.monotonic() - started < 0.5 + 0.5
+        # The property is "did not wait for the server's answer"; how close the give-up comes to
+        # 0.5 s depends on the machine's load, so the bound only has to sit well below the 30 s delay.
+        assert time.monotonic() - started < 15
 
     def test_a_slow_answer_is_retried(self, sandbox: Any, jobmojito_conn: Any) -> None:
         sandbox.add_fault(kind="delay", seconds=2, count=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -106,8 +107,6 @@ class TestSignIn:
             server.seed([{"id": POSITION, "status": "draft"}])
             hook = JobMojitoHook(self.conn(jobmojito_conn, server))
             hook.set_interview_state(POSITION, status="active")
-            import time
-
             time.sleep(2.1)
             hook.set_interview_state(POSITION, status="archived")
             assert paths(server).count(SIGN_IN) == 2
