@@ -13,6 +13,7 @@ without the hook:
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 #: Stands in for the ids while ``status`` and ``is_embedded`` are checked, so that the bulk call
 #: checks them with exactly the single call's rules and messages.
 _ANY_ID = "00000000-0000-0000-0000-000000000000"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,22 +132,28 @@ def apply_all(
     apply: Callable[[StateChange], dict[str, Any]],
     *,
     max_workers: int,
+    cancel: threading.Event | None = None,
 ) -> list[StateChangeResult]:
     """Apply every change, ``max_workers`` at a time; one result per change, in order.
 
     A :class:`JobMojitoError` fails only its own position, with one exception: refused
     credentials (:class:`JobMojitoAuthError`) would be refused for every position, so no further
-    position is sent, and those never sent carry that same error. Any other exception (a bug, an
-    interrupt) stops the workers from taking more positions and is raised as it is.
+    position is sent, and those never sent carry that same error. Once ``cancel`` is set no
+    further position is sent either; those carry a "not sent" error. Any other exception (a bug,
+    or an interrupt such as Airflow's task timeout in the calling thread) stops the workers from
+    taking more positions, is logged with how far the batch got, and is raised as it is.
+
+    :param cancel: set it from another thread (an operator's ``on_kill``) to stop sending.
     """
     results: list[StateChangeResult | None] = [None] * len(changes)
     next_index = iter(range(len(changes)))
     take_lock = threading.Lock()
     stop = threading.Event()
+    cancelled = cancel or threading.Event()
     refused: list[JobMojitoAuthError] = []
 
     def work() -> None:
-        while not stop.is_set():
+        while not stop.is_set() and not cancelled.is_set():
             with take_lock:
                 index = next(next_index, None)
             if index is None:
@@ -163,25 +172,58 @@ def apply_all(
                 raise
 
     workers = min(max_workers, len(changes))
-    if workers <= 1:
-        work()
-    else:
-        # Imported here: the operators module imports this one, and DAG parsing needs no threads.
-        from concurrent.futures import ThreadPoolExecutor
+    try:
+        if workers <= 1:
+            work()
+        else:
+            # Imported here: the operators module imports this one, and DAG parsing needs no threads.
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="jobmojito-bulk") as executor:
-            futures = [executor.submit(work) for _ in range(workers)]
-            for future in futures:
-                future.result()
+            with ThreadPoolExecutor(workers, thread_name_prefix="jobmojito-bulk") as executor:
+                futures = [executor.submit(work) for _ in range(workers)]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    # Raised in this thread too (a task timeout): the workers must stop as well,
+                    # or leaving the executor would wait for the whole batch to be sent.
+                    stop.set()
+                    raise
+    except BaseException as interrupt:
+        _log_interrupted(interrupt, results)
+        raise
+    unsent: JobMojitoError | None = None
     if refused:
+        unsent = refused[0]
+    elif cancelled.is_set():
+        unsent = JobMojitoError("Not sent: the bulk change was cancelled (the task was stopped).")
+    if unsent is not None:
         return [
-            result or StateChangeResult.failed(change.position_id, refused[0])
+            result or StateChangeResult.failed(change.position_id, unsent)
             for result, change in zip(results, changes, strict=True)
         ]
     done = [result for result in results if result is not None]
     if len(done) != len(changes):  # pragma: no cover - every worker ran to the end
         raise RuntimeError("A bulk state change ended with positions never attempted.")
     return done
+
+
+def _log_interrupted(interrupt: BaseException, results: Sequence[StateChangeResult | None]) -> None:
+    """Say how far an interrupted batch got: no change may go unreported."""
+    changed = [result.position_id for result in results if result is not None and result.ok]
+    failed = sum(1 for result in results if result is not None and not result.ok)
+    listed = ", ".join(changed[:MAX_LISTED_FAILURES])
+    more = f" and {len(changed) - MAX_LISTED_FAILURES} more" if len(changed) > MAX_LISTED_FAILURES else ""
+    log.error(
+        "Bulk state change interrupted by %s: %d of %d position(s) changed%s, %d failed, %d not sent. "
+        "Setting the same state again changes nothing, so running the task again is safe.",
+        type(interrupt).__name__,
+        len(changed),
+        len(results),
+        f" ({listed}{more})" if changed else "",
+        failed,
+        sum(1 for result in results if result is None),
+    )
 
 
 def failure_report(failed: Sequence[StateChangeResult], total: int) -> str:

@@ -163,6 +163,8 @@ class JobMojitoHook(BaseHook):
         self._warned_expiry_for: str | None = None
         # The static token and its expiry as a POSIX time, read once rather than on every call.
         self._static_token_expiry: tuple[str, pendulum.DateTime | None, float | None] | None = None
+        # Set by cancel(); one per set_interview_states call, so a past cancel stops no new call.
+        self._bulk_cancel: threading.Event | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -282,7 +284,8 @@ class JobMojitoHook(BaseHook):
             workers,
         )
         started = time.monotonic()
-        results = apply_all(changes, self.apply, max_workers=workers)
+        self._bulk_cancel = cancel = threading.Event()
+        results = apply_all(changes, self.apply, max_workers=workers, cancel=cancel)
         failed = [result for result in results if not result.ok]
         elapsed = time.monotonic() - started
         if failed:
@@ -290,6 +293,17 @@ class JobMojitoHook(BaseHook):
             raise JobMojitoBulkError.from_results(results)
         self.log.info("Changed %d position(s) at %s in %.2f s.", len(results), settings.base_url, elapsed)
         return results
+
+    def cancel(self) -> None:
+        """Stop a running :meth:`set_interview_states` from sending more positions.
+
+        Safe to call from another thread or a signal handler (an operator's ``on_kill``). Calls
+        already in flight finish; positions not yet sent fail with a "not sent" error, so the
+        call still raises :class:`~airflow_provider_jobmojito.bulk.JobMojitoBulkError` with
+        every position's result.
+        """
+        if self._bulk_cancel is not None:
+            self._bulk_cancel.set()
 
     def _grow_pool(self, connections: int) -> None:
         """Let the pool keep ``connections`` connections alive (and build the transport before

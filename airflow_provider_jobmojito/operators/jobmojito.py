@@ -90,6 +90,8 @@ class SetInterviewStateOperator(BaseOperator):
         "jobmojito_conn_id",
     )
     ui_color = "#e9f5ff"
+    #: The hook of a running bulk change, for on_kill.
+    _bulk_hook: JobMojitoHook | None = None
 
     def __init__(
         self,
@@ -153,7 +155,8 @@ class SetInterviewStateOperator(BaseOperator):
         from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 
         if self.position_ids is not None:
-            return self._execute_bulk(context, JobMojitoHook(self.jobmojito_conn_id))
+            self._bulk_hook = JobMojitoHook(self.jobmojito_conn_id)
+            return self._execute_bulk(context, self._bulk_hook)
         change = self._rendered_change()
         hook = JobMojitoHook(self.jobmojito_conn_id)
         started = time.monotonic()
@@ -167,6 +170,12 @@ class SetInterviewStateOperator(BaseOperator):
         result.update(self._push_embed_keys(context, hook, answer))
         self.log.info("%s (%.0f ms)", change.describe(), elapsed_ms)
         return result
+
+    def on_kill(self) -> None:
+        """Stop a bulk change from sending more positions; the task then fails with each
+        position's result (those never sent say so)."""
+        if self._bulk_hook is not None:
+            self._bulk_hook.cancel()
 
     def _push_embed_keys(
         self, context: Context, hook: JobMojitoHook, answer: dict[str, Any]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import signal
+import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -416,3 +419,89 @@ class TestConcurrency:
         assert len(set_state_calls(jobmojito_sandbox)) <= 8  # at most the calls already in flight
         assert all(isinstance(result.error, JobMojitoAuthError) for result in raised.value.results)
         assert [r.position_id for r in raised.value.results] == ids
+
+
+class TestStopping:
+    """A bulk call stopped part-way sends nothing more and says how far it got."""
+
+    @staticmethod
+    def apply_then(hook: JobMojitoHook, after: int, action: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Make ``hook.apply`` run ``action`` once, right after the ``after``-th change was made."""
+        lock, done = threading.Lock(), [0]
+        original = hook.apply
+
+        def apply(change: Any) -> dict[str, Any]:
+            answer = original(change)
+            with lock:
+                done[0] += 1
+                if done[0] == after:
+                    action()
+            return answer
+
+        monkeypatch.setattr(hook, "apply", apply)
+
+    def test_cancel_stops_sending_and_every_unsent_position_says_so(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ids = new_ids(60)
+        seed(jobmojito_sandbox, ids)
+        self.apply_then(hook, 5, hook.cancel, monkeypatch)
+        with pytest.raises(JobMojitoBulkError) as raised:
+            hook.set_interview_states(ids, status="active", max_workers=4)
+        assert not isinstance(raised.value, AirflowFailException)  # running it again is safe
+        results = raised.value.results
+        changed = [result for result in results if result.ok]
+        assert 5 <= len(changed) <= 5 + 3  # at most the calls already in flight finish
+        assert len(set_state_calls(jobmojito_sandbox)) == len(changed)
+        assert all("Not sent: the bulk change was cancelled" in str(r.error) for r in raised.value.failed)
+        assert [result.position_id for result in results] == ids
+
+    def test_a_cancel_before_the_call_does_not_stop_it(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any
+    ) -> None:
+        ids = new_ids(3)
+        seed(jobmojito_sandbox, ids)
+        hook.cancel()
+        assert all(result.ok for result in hook.set_interview_states(ids, status="active"))
+
+    def test_an_interrupt_in_the_calling_thread_stops_the_workers_and_reports_progress(
+        self,
+        hook: JobMojitoHook,
+        jobmojito_sandbox: Any,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        class TaskTimeout(Exception):
+            """Stands in for Airflow's AirflowTaskTimeout."""
+
+        def on_alarm(_signum: int, _frame: Any) -> None:
+            raise TaskTimeout
+
+        # Airflow's execution_timeout raises from a SIGALRM handler in the task's main thread.
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        try:
+            ids = new_ids(60)
+            seed(jobmojito_sandbox, ids)
+            main = threading.main_thread().ident
+            assert main is not None
+            self.apply_then(hook, 5, lambda: signal.pthread_kill(main, signal.SIGALRM), monkeypatch)
+            with (
+                caplog.at_level("ERROR", logger="airflow_provider_jobmojito.bulk"),
+                pytest.raises(TaskTimeout),
+            ):
+                hook.set_interview_states(ids, status="active", max_workers=4)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+        sent = len(set_state_calls(jobmojito_sandbox))
+        # The handler runs when the main thread next gets the interpreter, so a few more calls
+        # may start first; without the stop, the executor would have waited for all 60.
+        assert 5 <= sent < 30
+        time.sleep(0.2)
+        assert len(set_state_calls(jobmojito_sandbox)) == sent  # and nothing was sent afterwards
+        changed = sorted(p for p, row in jobmojito_sandbox.positions().items() if row["status"] == "active")
+        assert len(changed) == sent
+        [report] = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_jobmojito.bulk"]
+        assert f"interrupted by TaskTimeout: {sent} of 60 position(s) changed" in report
+        # The changed ids are named, up to ten of them (more would drown the log).
+        assert sum(position_id in report for position_id in changed) == min(sent, 10)
+        assert f"{60 - sent} not sent" in report

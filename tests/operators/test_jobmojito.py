@@ -357,6 +357,34 @@ class TestBulk:
         assert "500" in failed["error"]
         assert [sandbox.position(p)["status"] for p in (P1, P2)] == ["active", "active"]
 
+    def test_on_kill_stops_sending_and_the_results_name_what_was_not_sent(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+        ids = [str(uuid.uuid4()) for _ in range(40)]
+        jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in ids])
+        jobmojito_conn()
+        operator = SetInterviewStateOperator(task_id="t", position_ids=ids, status="archived", max_workers=2)
+        original, calls = JobMojitoHook.apply, []
+
+        def apply(hook: JobMojitoHook, change: Any) -> dict[str, Any]:
+            answer = original(hook, change)
+            calls.append(change)
+            if len(calls) == 3:
+                operator.on_kill()  # as Airflow calls it on SIGTERM, while the task runs
+            return answer
+
+        monkeypatch.setattr(JobMojitoHook, "apply", apply)
+        ti = mock.MagicMock()
+        with pytest.raises(JobMojitoBulkError):
+            operator.execute(context={"ti": ti})  # type: ignore[arg-type]
+        results = TestExecute.pushed(ti)["results"]
+        sent = len(set_state_calls(jobmojito_sandbox))
+        assert 3 <= sent <= 3 + 1
+        assert sum(result["ok"] for result in results) == sent
+        assert sum("Not sent" in result.get("error", "") for result in results) == 40 - sent
+
     def test_bad_rendered_ids_fail_without_retry_or_request(self, sandbox: Any) -> None:
         operator = SetInterviewStateOperator(task_id="t", position_ids="{{ params.ids }}", status="active")
         operator.position_ids = [P1, P1]  # as rendered
