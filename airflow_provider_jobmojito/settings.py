@@ -45,8 +45,17 @@ def _count(name: str, value: Any) -> int:
 
 
 def _url(name: str, value: Any) -> str:
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+    if not isinstance(value, str):
         raise JobMojitoConfigError(f"{name} must be an http(s) URL; got {value!r}.")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise JobMojitoConfigError(f"{name} must be an http(s) URL; got {value!r}.")
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises on a bad port
+    except ValueError:
+        raise JobMojitoConfigError(
+            f"{name} has a port that is not a number from 1 to 65535; got {value!r}."
+        ) from None
     return value.rstrip("/")
 
 
@@ -56,6 +65,19 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
+def _header_secret(name: str, value: Any) -> str:
+    """A secret sent in an HTTP header, without the whitespace a copy from a file or a secrets
+    manager often adds; anything else a header cannot carry is refused without showing it."""
+    text = _text(name, value).strip()
+    if not text.isascii() or not text.isprintable() or " " in text:
+        # The value is a secret: the message must not show it, even in part.
+        raise JobMojitoConfigError(
+            f"{name} holds a character an HTTP header cannot carry (only visible ASCII is allowed: "
+            "no spaces, line breaks or typographic quotes); the value is not shown."
+        )
+    return text
+
+
 #: Every extra the hook reads, with its parser and default (None: derived or unset).
 EXTRAS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "timeout": (_positive_number, 30.0),
@@ -63,7 +85,7 @@ EXTRAS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "backoff_factor": (_number, 0.5),
     "backoff_max": (_number, 30.0),
     "supabase_url": (_url, None),
-    "supabase_anon_key": (_text, None),
+    "supabase_anon_key": (_header_secret, None),
     "embed_base_url": (_url, DEFAULT_EMBED_BASE_URL),
 }
 
@@ -130,8 +152,16 @@ class HookSettings:
             supabase_anon_key=parsed["supabase_anon_key"],
             embed_base_url=parsed["embed_base_url"],
             login=login or "",
-            password=password or "",
+            password=_password(login, password),
         )
+
+
+def _password(login: str | None, password: str | None) -> str:
+    if login or not password:
+        # A sign-in password goes in a JSON body: kept exactly as given, spaces and all.
+        return password or ""
+    # Without a login the password is the bearer token, sent in a header.
+    return _header_secret("The access token (the connection's password)", password)
 
 
 def _known_extras(extras: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,7 +184,18 @@ def _base_url(host: str | None, port: int | None, schema: str | None) -> str:
     if "://" not in host:
         netloc = f"{host}:{port}" if port else host
         host = f"https://{netloc}/{schema or ''}"
-    return _url("host", host)
+    url = _url("host", host)
+    if port:
+        # A full URL in host with the port in its own field, as a JSON connection may give it.
+        parts = urlsplit(url)
+        if parts.port is None:
+            url = parts._replace(netloc=f"{parts.netloc}:{port}").geturl()
+        elif parts.port != int(port):
+            raise JobMojitoConfigError(
+                f"The connection's host {host!r} names port {parts.port}, but its port field says "
+                f"{port}: leave the port field empty, or make them agree."
+            )
+    return url
 
 
 def _origin(url: str) -> str:

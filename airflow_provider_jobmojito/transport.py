@@ -25,6 +25,7 @@ mapping live in one place (the hook).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -83,7 +84,8 @@ class NoAnswer(Exception):
 
     :param reason: what happened, short, e.g. ``NewConnectionError: ... Connection refused``.
     :param timed_out: whether the timeout passed (rather than the connection failing).
-    :param permanent: whether retrying cannot help (TLS verification failed).
+    :param permanent: whether retrying cannot help (a certificate that does not verify, a
+        request that cannot be built).
     """
 
     def __init__(self, reason: str, *, timed_out: bool, permanent: bool = False) -> None:
@@ -207,9 +209,11 @@ class Transport:
         except (ConnectTimeoutError, ReadTimeoutError) as exc:
             raise NoAnswer(_describe(exc), timed_out=True) from exc
         except SSLError as exc:
-            raise NoAnswer(_describe(exc), timed_out=False, permanent=True) from exc
+            raise NoAnswer(_describe(exc), timed_out=False, permanent=_tls_is_permanent(exc)) from exc
         except (HTTPError, OSError) as exc:
             raise NoAnswer(_describe(exc), timed_out=False) from exc
+        except (ValueError, UnicodeError) as exc:
+            raise _unsendable(exc) from None
         return Answer(response.status, response.headers, response.data)
 
     def _send_with_requests(
@@ -227,11 +231,14 @@ class Transport:
                 auth=_keep_authorization,
             )
         except requests.exceptions.SSLError as exc:
-            raise NoAnswer(_describe(_cause(exc)), timed_out=False, permanent=True) from exc
+            cause = _cause(exc)
+            raise NoAnswer(_describe(cause), timed_out=False, permanent=_tls_is_permanent(cause)) from exc
         except requests.Timeout as exc:
             raise NoAnswer(_describe(_cause(exc)), timed_out=True) from exc
         except requests.ConnectionError as exc:
             raise NoAnswer(_describe(_cause(exc)), timed_out=False) from exc
+        except (ValueError, UnicodeError) as exc:
+            raise _unsendable(exc) from None
         return Answer(response.status_code, response.headers, response.content)
 
     # -- routing ---------------------------------------------------------------------------------
@@ -348,6 +355,40 @@ def _cause(exc: requests.RequestException) -> BaseException:
     reason: Any = exc.args[0] if exc.args else exc
     reason = getattr(reason, "reason", reason)
     return reason if isinstance(reason, BaseException) else exc
+
+
+#: TLS failures where the peer cut the handshake short: a restarting server or load balancer,
+#: which a retry may get past. Any other TLS failure (an untrusted or mismatched certificate,
+#: TLS spoken to a plain-HTTP port) stays the same however often it is retried.
+_TRANSIENT_TLS_FAILURES = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
+
+
+def _tls_is_permanent(exc: BaseException) -> bool:
+    """Whether a TLS failure is one no retry can help (see ``_TRANSIENT_TLS_FAILURES``)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, _TRANSIENT_TLS_FAILURES):
+            return False
+        # urllib3 and requests wrap the ssl module's error in args, reason or the chain.
+        linked = (*error.args, getattr(error, "reason", None), error.__cause__, error.__context__)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return "EOF occurred" not in str(exc)
+
+
+def _unsendable(exc: BaseException) -> NoAnswer:
+    """A request that cannot be built, e.g. a header value with a line break. The error's own
+    text would quote the value, which may be the token: only its type is kept, and the chain
+    is cut (``from None``) so no traceback shows it either."""
+    return NoAnswer(
+        f"{type(exc).__name__}: a header or the URL holds characters HTTP cannot carry (value not shown)",
+        timed_out=False,
+        permanent=True,
+    )
 
 
 def _describe(exc: BaseException) -> str:

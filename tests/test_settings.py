@@ -129,3 +129,61 @@ class TestConnectionForms:
             1,
         )
         assert settings.password == "tok"
+
+
+class TestSecretsSentInHeaders:
+    """A token or anon key copied with a stray newline works; one a header cannot carry is refused
+    before anything is sent, without showing it."""
+
+    TOKEN = "opaque-token-0123456789abcdef"
+
+    def test_whitespace_around_the_token_and_anon_key_is_dropped(self) -> None:
+        settings = HookSettings.resolve(
+            host=None,
+            login=None,
+            password=f"  {self.TOKEN}\r\n",
+            extras={"supabase_anon_key": "anon-key-0123456789\n"},
+            overrides={},
+        )
+        assert (settings.password, settings.supabase_anon_key) == (self.TOKEN, "anon-key-0123456789")
+
+    @pytest.mark.parametrize(
+        "token", [f"{TOKEN[:10]}\n{TOKEN[10:]}", f"\u201c{TOKEN}\u201d", f"{TOKEN[:10]} {TOKEN[10:]}"]
+    )
+    def test_a_token_a_header_cannot_carry_is_refused_without_showing_it(self, token: str) -> None:
+        with pytest.raises(JobMojitoConfigError, match=r"access token .* value is not shown") as raised:
+            HookSettings.resolve(host=None, login=None, password=token, extras={}, overrides={})
+        assert self.TOKEN[:10] not in str(raised.value)
+        assert self.TOKEN[10:] not in str(raised.value)
+
+    def test_an_anon_key_a_header_cannot_carry_is_refused_without_showing_it(self) -> None:
+        with pytest.raises(JobMojitoConfigError, match="supabase_anon_key holds a character") as raised:
+            resolve(extras={"supabase_anon_key": "anon\nkey-0123456789"})
+        assert "key-0123456789" not in str(raised.value)
+
+    def test_a_sign_in_password_is_kept_exactly_as_given(self) -> None:
+        settings = HookSettings.resolve(
+            host=None, login="a@b.c", password=" pass phrase with spaces ", extras={}, overrides={}
+        )
+        assert settings.password == " pass phrase with spaces "
+
+
+class TestPorts:
+    def test_the_port_field_completes_a_full_url_in_host(self) -> None:
+        settings = HookSettings.resolve(
+            host="http://127.0.0.1/functions/v1", port=8080, login=None, password="t", extras={}, overrides={}
+        )
+        assert settings.base_url == "http://127.0.0.1:8080/functions/v1"
+
+    def test_a_port_field_that_contradicts_the_host_is_refused(self) -> None:
+        with pytest.raises(JobMojitoConfigError, match="names port 8443, but its port field says 8080"):
+            HookSettings.resolve(
+                host="https://h.example:8443", port=8080, login=None, password="t", extras={}, overrides={}
+            )
+
+    @pytest.mark.parametrize("host", ["http://127.0.0.1:99999/functions/v1", "https://h.example:port/v1"])
+    def test_a_port_out_of_range_is_a_configuration_error(self, host: str) -> None:
+        with pytest.raises(
+            JobMojitoConfigError, match="host has a port that is not a number from 1 to 65535"
+        ):
+            resolve(host=host)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,9 +14,9 @@ import requests
 from airflow.providers.common.compat.sdk import AirflowFailException
 from requests.adapters import BaseAdapter
 
-from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
+from airflow_provider_jobmojito.exceptions import JobMojitoConfigError, JobMojitoUnavailableError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
-from airflow_provider_jobmojito.transport import Transport
+from airflow_provider_jobmojito.transport import NoAnswer, Transport
 
 POSITION = "2b4d6f80-1a3c-4e5f-8a9b-0c1d2e3f4a5b"
 SET_STATE = "/functions/v1/job-interview-set-state"
@@ -95,6 +96,63 @@ def test_a_tls_failure_is_permanent_and_not_retried(sandbox: Any, jobmojito_conn
     with pytest.raises(JobMojitoConfigError, match="no retry can help") as raised:
         hook.set_interview_state(POSITION, status="completed")
     assert isinstance(raised.value, AirflowFailException)
+
+
+@pytest.fixture
+def handshake_dropper() -> Iterator[tuple[str, list[int]]]:
+    """A TCP server that accepts and closes at once, as a restarting load balancer does mid-TLS
+    handshake; yields its https base URL and a list with one entry per connection accepted."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            accepted.append(1)
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}/functions/v1", accepted
+    listener.close()
+
+
+@pytest.mark.parametrize("through_requests", [False, True], ids=["direct", "through requests"])
+def test_a_tls_handshake_cut_short_is_transient_and_retried(
+    handshake_dropper: tuple[str, list[int]], jobmojito_conn: Any, through_requests: bool
+) -> None:
+    url, accepted = handshake_dropper
+    hook = JobMojitoHook(jobmojito_conn(host=url), max_retries=2)
+    if through_requests:
+        hook.get_conn().auth = lambda request: request  # any session auth routes through requests
+    with pytest.raises(JobMojitoUnavailableError, match=r"EOF occurred .* gave up after 3 attempt") as raised:
+        hook.set_interview_state(POSITION, status="active")
+    assert not isinstance(raised.value, AirflowFailException)
+    assert len(accepted) == 3
+
+
+@pytest.mark.parametrize("through_requests", [False, True], ids=["direct", "through requests"])
+def test_a_header_value_http_cannot_carry_is_refused_without_quoting_it(
+    sandbox: Any, through_requests: bool
+) -> None:
+    session = requests.Session()
+    if through_requests:
+        session.auth = lambda request: request
+    secret = "secret-after-the-line-break-0123456789"
+    with pytest.raises(NoAnswer) as raised:
+        Transport(session).send(
+            "GET",
+            sandbox.url + "/_sandbox/health",
+            headers={"Authorization": f"Bearer x\n{secret}"},
+            timeout=5,
+        )
+    assert raised.value.permanent
+    assert "cannot carry (value not shown)" in raised.value.reason
+    assert secret not in raised.value.reason
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__  # raised from None: no traceback shows the value
 
 
 def test_a_mock_patched_before_the_hook_is_imported_still_sees_every_call(jobmojito_conn: Any) -> None:
