@@ -78,7 +78,7 @@ _CONN_FIELDS: dict[str, Any] = {
     },
     "max_retries": {
         "label": "Max retries",
-        "description": "Retries of connection errors, timeouts, 429, 502, 503 and 504 (default 5).",
+        "description": "Retries of connection errors, timeouts, 408, 429, 502, 503 and 504 (default 5).",
         "schema": {"type": ["integer", "null"], "minimum": 0},
     },
     "backoff_factor": {

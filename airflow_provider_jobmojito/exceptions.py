@@ -77,7 +77,7 @@ class JobMojitoServerError(JobMojitoError):
 
 
 class JobMojitoUnavailableError(JobMojitoError):
-    """Transient failures (connection errors, timeouts, 429, 502, 503, 504) outlasted the retries."""
+    """Transient failures (connection errors, timeouts, 408, 429, 502, 503, 504) outlasted the retries."""
 
 
 class JobMojitoBulkError(JobMojitoError):

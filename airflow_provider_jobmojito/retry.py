@@ -8,9 +8,10 @@ from email.utils import parsedate_to_datetime
 
 import pendulum
 
-#: Answers worth another try: throttling and the gateway errors a proxy gives while the
-#: service restarts. 500 is left out: this API answers 500 for unknown ids too.
-RETRYABLE_STATUS_CODES = frozenset({429, 502, 503, 504})
+#: Answers worth another try: a request the server timed out (408), throttling, and the gateway
+#: errors a proxy gives while the service restarts. 500 is left out: this API answers 500 for
+#: unknown ids too.
+RETRYABLE_STATUS_CODES = frozenset({408, 429, 502, 503, 504})
 
 
 @dataclass(frozen=True)

@@ -523,6 +523,27 @@ class JobMojitoHook(BaseHook):
         hint = _SERVER_ERROR_HINT if status == 500 and SET_STATE_PATH in what else ""
         raise JobMojitoServerError(message + hint, **kwargs)
 
+    def _raise_for_sign_in(self, response: Answer) -> NoReturn:
+        """Refused credentials are permanent; a sign-in service that is down or misplaced is not
+        a credentials problem, and saying so would send the user to change a good password."""
+        settings = self.settings
+        status = response.status
+        error, _ = _error_of(response)
+        reason = f"({status}): {error or 'no reason given'}."
+        kwargs: dict[str, Any] = {"status_code": status, "error": error}
+        if status >= 500:
+            where = settings.supabase_url
+            raise JobMojitoServerError(f"Supabase sign-in at {where} failed {reason}", **kwargs)
+        if status < 400 or status == 404:
+            raise JobMojitoConfigError(
+                f"Supabase sign-in at {settings.supabase_url} answered {status}: check the connection's "
+                "supabase_url (the project URL, without /auth/v1).",
+                **kwargs,
+            )
+        raise JobMojitoAuthError(
+            f"Sign-in to {settings.supabase_url} as {settings.login} was refused {reason}", **kwargs
+        )
+
     def _auth_hint(self) -> str:
         if self.settings.signs_in:
             return " The signed-in account may not use this API, or its session was revoked."
@@ -608,14 +629,8 @@ class JobMojitoHook(BaseHook):
             headers=headers,
             json={"email": settings.login, "password": settings.password},
         )
-        if response.status >= 400:
-            error, _ = _error_of(response)
-            raise JobMojitoAuthError(
-                f"Sign-in to {settings.supabase_url} as {settings.login} was refused "
-                f"({response.status}): {error or 'no reason given'}.",
-                status_code=response.status,
-                error=error,
-            )
+        if response.status >= 300:
+            self._raise_for_sign_in(response)
         answer = _json_of(response, what)
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:

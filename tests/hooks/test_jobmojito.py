@@ -205,7 +205,7 @@ class TestErrors:
 
 
 class TestRetries:
-    @pytest.mark.parametrize("status", [429, 502, 503, 504])
+    @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
     def test_transient_answers_are_retried_until_success(
         self, sandbox: Any, jobmojito_conn: Any, status: int
     ) -> None:

@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_jobmojito.exceptions import JobMojitoAuthError
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoAuthError,
+    JobMojitoConfigError,
+    JobMojitoServerError,
+)
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
 from tests.conftest import logged_lines
@@ -111,6 +115,27 @@ class TestSignIn:
             hook.set_interview_state(POSITION, status="archived")
             assert paths(server).count(SIGN_IN) == 2
             assert [r["status"] for r in server.requests_log()] == [200, 200, 200, 200]
+
+    def test_a_failing_sign_in_service_is_a_server_error_airflow_may_retry(
+        self, server: Any, jobmojito_conn: Any
+    ) -> None:
+        server.add_fault(kind="status", status=500, count=1, path=SIGN_IN)
+        hook = JobMojitoHook(self.conn(jobmojito_conn, server))
+        with pytest.raises(JobMojitoServerError, match=r"Supabase sign-in .* failed \(500\)") as raised:
+            hook.set_interview_state(POSITION, status="active")
+        assert not isinstance(raised.value, (JobMojitoAuthError, AirflowFailException))
+        # Nothing bad was cached: the next try signs in and goes through.
+        assert JobMojitoHook(self.conn(jobmojito_conn, server)).set_interview_state(
+            POSITION, status="active"
+        ) == {"success": True}
+
+    def test_a_sign_in_url_that_is_not_found_points_at_supabase_url(
+        self, server: Any, jobmojito_conn: Any
+    ) -> None:
+        hook = JobMojitoHook(self.conn(jobmojito_conn, server, supabase_url=server.url + "/auth/v1"))
+        with pytest.raises(JobMojitoConfigError, match="answered 404: check the connection's supabase_url"):
+            hook.set_interview_state(POSITION, status="active")
+        assert server.position(POSITION)["status"] == "draft"
 
     def test_wrong_password_is_an_auth_error_that_does_not_show_it(
         self, server: Any, jobmojito_conn: Any
