@@ -319,10 +319,6 @@ class JobMojitoHook(BaseHook):
         answer = self._call(
             "POST", SET_STATE_PATH, json=change.body(), subject=f"position {change.position_id}"
         )
-        if not isinstance(answer, dict):
-            raise JobMojitoError(
-                f"JobMojito answered {SET_STATE_PATH} with a {type(answer).__name__}, not an object."
-            )
         signing_key = answer.get("embed_signing_key")
         if isinstance(signing_key, str):
             _mask(signing_key)
@@ -356,8 +352,7 @@ class JobMojitoHook(BaseHook):
         :param position_id: the interview or position id (a UUID).
         """
         params = {"position_id": parse_position_id(position_id)}
-        answer: dict[str, Any] = self._call("GET", GET_INTERVIEW_PATH, params=params)
-        return answer
+        return self._call("GET", GET_INTERVIEW_PATH, params=params)
 
     def list_interviews(self, **params: str | int) -> dict[str, Any]:
         """List the account's interviews (``GET merchant-interview-list``).
@@ -365,8 +360,7 @@ class JobMojitoHook(BaseHook):
         :param params: the endpoint's query parameters, e.g. ``status="active", limit=100``.
         :return: ``{"data": [...], "pagination": {...}}``.
         """
-        answer: dict[str, Any] = self._call("GET", LIST_INTERVIEWS_PATH, params=params)
-        return answer
+        return self._call("GET", LIST_INTERVIEWS_PATH, params=params)
 
     def embed_url(self, embed_id: str) -> str:
         """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""
@@ -383,7 +377,8 @@ class JobMojitoHook(BaseHook):
             return False, f"Could not reach JobMojito: {exc}"
         except JobMojitoError as exc:
             return False, str(exc)
-        total = answer.get("pagination", {}).get("total") if isinstance(answer, dict) else None
+        pagination = answer.get("pagination")
+        total = pagination.get("total") if isinstance(pagination, dict) else None
         seen = f" ({total} interviews visible)" if isinstance(total, int) else ""
         return True, f"Connected to {settings.base_url}: the access token was accepted{seen}."
 
@@ -398,7 +393,7 @@ class JobMojitoHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         max_retries: int | None = None,
         subject: str | None = None,
-    ) -> Any:
+    ) -> dict[str, Any]:
         """Call the API with a bearer token; map its errors to :mod:`~airflow_provider_jobmojito.exceptions`.
 
         In sign-in mode a 401 signs in again once: the cached token may have been revoked early.
@@ -435,7 +430,15 @@ class JobMojitoHook(BaseHook):
                 )
             if response.status >= 400:
                 self._raise_for(response, f"{method} /{path}")
-            return _json_of(response, f"{method} /{path}")
+            answer = _json_of(response, f"{method} /{path}")
+            if not isinstance(answer, dict):
+                # Every endpoint answers an object; anything else would fail later, less clearly.
+                raise JobMojitoError(
+                    f"JobMojito answered {response.status} to {method} /{path} with a JSON "
+                    f"{type(answer).__name__}, not an object.",
+                    status_code=response.status,
+                )
+            return answer
 
     def _send(
         self,

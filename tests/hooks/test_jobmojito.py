@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
 
@@ -291,6 +294,65 @@ class TestRetries:
         with pytest.raises(JobMojitoUnavailableError, match="could not be reached") as raised:
             hook.set_interview_state(POSITION, status="active")
         assert raised.value.status_code is None
+
+
+@pytest.fixture
+def canned_answer() -> Iterator[tuple[str, list[bytes]]]:
+    """A server that answers every GET and POST ``200`` with the JSON body in the list it yields."""
+    body: list[bytes] = [b"{}"]
+
+    class Canned(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body[0])))
+            self.end_headers()
+            self.wfile.write(body[0])
+
+        do_GET = do_POST = answer  # the names http.server dispatches to
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/functions/v1", body
+    server.shutdown()
+    server.server_close()
+
+
+class TestUnexpectedAnswers:
+    """A 200 whose JSON is not the object every endpoint answers fails clearly, naming the call."""
+
+    @pytest.mark.parametrize("body", [b'["not", "an", "object"]', b'"just a string"', b"null", b"42"])
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda hook: hook.set_interview_state(POSITION, status="active"),
+            lambda hook: hook.get_interview(POSITION),
+            lambda hook: hook.list_interviews(limit=1),
+        ],
+        ids=["set-state", "get", "list"],
+    )
+    def test_json_that_is_not_an_object_is_a_jobmojito_error(
+        self, canned_answer: tuple[str, list[bytes]], jobmojito_conn: Any, body: bytes, call: Any
+    ) -> None:
+        url, answer = canned_answer
+        answer[0] = body
+        with pytest.raises(
+            JobMojitoError, match=r"answered 200 to (POST|GET) /\S+ with a JSON \w+, not an object"
+        ):
+            call(JobMojitoHook(jobmojito_conn(host=url)))
+
+    def test_the_connection_test_passes_without_a_pagination_object(
+        self, canned_answer: tuple[str, list[bytes]], jobmojito_conn: Any
+    ) -> None:
+        url, answer = canned_answer
+        answer[0] = b'{"data": [], "pagination": null}'
+        ok, message = JobMojitoHook(jobmojito_conn(host=url)).test_connection()
+        assert ok
+        assert message == f"Connected to {url}: the access token was accepted."
 
 
 def test_every_error_is_a_jobmojito_error() -> None:
