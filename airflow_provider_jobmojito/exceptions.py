@@ -68,6 +68,14 @@ class JobMojitoConfigError(JobMojitoError, AirflowFailException, ValueError):
     """The connection or the hook's arguments are invalid (an unknown extra, a bad timeout...)."""
 
 
+class JobMojitoArgumentError(ValueError, AirflowFailException):
+    """An operator argument that can never work: an id that is not a UUID, an unknown status...
+
+    A ``ValueError``, so a DAG built with it fails to import; also an ``AirflowFailException``, so
+    a mapped instance that gets it at run time (from ``expand``) fails without spending retries.
+    """
+
+
 class JobMojitoServerError(JobMojitoError):
     """The API failed (500 and other 5xx that are not retried).
 

@@ -12,6 +12,7 @@ Two DAGs:
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pendulum
@@ -41,6 +42,13 @@ with DAG(
     announce_closed_positions()
 
 
+def _canonical(position_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(position_id)))
+    except ValueError:
+        return position_id  # not an id: the archive task refuses it, naming it, without retries
+
+
 with DAG(
     dag_id="jobmojito_archive_closed_positions",
     schedule=[HIRING_CLOSED],
@@ -61,7 +69,9 @@ with DAG(
             events = context["triggering_dataset_events"].get(HIRING_CLOSED.uri, [])
         for event in events:
             ids.extend(event.extra.get("position_ids", []))
-        return list(dict.fromkeys(ids))  # keep order, drop repeats
+        # Keep order, drop repeats; compared as UUIDs, since one source may spell an id in
+        # capitals and the bulk call refuses an id listed twice.
+        return list(dict.fromkeys(_canonical(position_id) for position_id in ids))
 
     # One task for every closed position: hiring often closes for hundreds at once, and one bulk
     # task sets them in parallel instead of scheduling a mapped task per position.

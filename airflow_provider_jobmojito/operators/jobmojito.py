@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_jobmojito.bulk import build_changes, check_max_workers
-from airflow_provider_jobmojito.exceptions import JobMojitoBulkError
+from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoBulkError
 from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import StateChange, parse_is_embedded, parse_position_id
 
@@ -31,8 +31,8 @@ XCOM_EMBED_SIGNING_KEYS = "embed_signing_keys"
 XCOM_EMBED_URLS = "embed_urls"
 XCOM_RESULTS = "results"
 
-#: Mapped instances are labelled by the position they change.
-MAP_INDEX_TEMPLATE = "{{ task.position_id }}"
+#: Mapped instances are labelled by the position they change (or how many, in bulk).
+MAP_INDEX_TEMPLATE = "{{ task.position_id or ((task.position_ids or []) | length ~ ' positions') }}"
 
 _PLAIN_VALUES = (str, bool, int, float, uuid.UUID, list, tuple, dict, type(None))
 
@@ -51,6 +51,14 @@ def _rendered_bool(value: object) -> object:
     return value
 
 
+def _rendered_none(value: object) -> object:
+    """Read a rendered ``"None"`` (or nothing) back as ``None``, "leave it as it is": Jinja
+    renders a ``None`` param to the string ``"None"``."""
+    if isinstance(value, str) and value.strip() in ("", "None"):
+        return None
+    return value
+
+
 class SetInterviewStateOperator(BaseOperator):
     """Set JobMojito positions' lifecycle status and/or iframe embedding: one, or many in bulk.
 
@@ -66,7 +74,8 @@ class SetInterviewStateOperator(BaseOperator):
     When the API returns embed keys (``is_embedded=True``), a single-position task pushes the XCom
     keys ``embed_id``, ``embed_signing_key`` (unless ``push_signing_key=False``) and ``embed_url``;
     a bulk task pushes ``embed_ids``, ``embed_signing_keys`` and ``embed_urls``, each a dict by
-    position id. Return values never hold a signing key.
+    position id. Return values never hold a signing key. With ``do_xcom_push=False`` the task
+    pushes nothing at all.
 
     :param position_id: the interview or position id (a UUID). Templated.
     :param position_ids: instead of ``position_id``, a list of ids, each at most once (a literal
@@ -131,23 +140,27 @@ class SetInterviewStateOperator(BaseOperator):
         return super().partial(**kwargs)
 
     def _check_literals(self) -> None:
-        """Fail DAG import on a literal argument that can never work."""
+        """Fail DAG import on a literal argument that can never work (and a mapped instance
+        built from one, without retries)."""
         if (self.position_id is None) == (self.position_ids is None):
-            raise ValueError(
+            raise JobMojitoArgumentError(
                 f"{type(self).__name__} {self.task_id!r}: give exactly one of position_id (one "
                 "position) or position_ids (a list); got "
                 f"{'both' if self.position_id is not None else 'neither'}."
             )
         _check_literal_values(vars(self))
         if self.status is None and self.is_embedded is None:
-            raise ValueError(
+            raise JobMojitoArgumentError(
                 f"{type(self).__name__} {self.task_id!r}: give status (one of "
                 f"{InterviewStatus.allowed()}) or is_embedded (True or False), or both; got neither."
             )
 
+    def _rendered_status_and_embedding(self) -> tuple[object, object]:
+        return _rendered_none(self.status), _rendered_none(_rendered_bool(self.is_embedded))
+
     def _rendered_change(self) -> StateChange:
         try:
-            return StateChange.build(self.position_id, self.status, _rendered_bool(self.is_embedded))
+            return StateChange.build(self.position_id, *self._rendered_status_and_embedding())
         except ValueError as exc:
             raise _permanent(self.task_id, exc) from exc
 
@@ -185,24 +198,31 @@ class SetInterviewStateOperator(BaseOperator):
         if not isinstance(embed_id, str):
             return {}
         embed_url = hook.embed_url(embed_id)
-        ti = context["ti"]
-        ti.xcom_push(key=XCOM_EMBED_ID, value=embed_id)
-        if self.push_signing_key:
-            ti.xcom_push(key=XCOM_EMBED_SIGNING_KEY, value=answer["embed_signing_key"])
-        ti.xcom_push(key=XCOM_EMBED_URL, value=embed_url)
+        if self.do_xcom_push:
+            ti = context["ti"]
+            ti.xcom_push(key=XCOM_EMBED_ID, value=embed_id)
+            if self.push_signing_key:
+                ti.xcom_push(key=XCOM_EMBED_SIGNING_KEY, value=answer["embed_signing_key"])
+            ti.xcom_push(key=XCOM_EMBED_URL, value=embed_url)
         return {"embed_id": embed_id, "embed_url": embed_url}
 
     def _execute_bulk(self, context: Context, hook: JobMojitoHook) -> list[dict[str, Any]]:
         """Change every position of ``position_ids``; push per-id results even when some fail."""
         try:
-            is_embedded = parse_is_embedded(_rendered_bool(self.is_embedded))
-            changes = build_changes(self.position_ids, self.status, is_embedded)  # type: ignore[arg-type]
+            if isinstance(self.position_ids, str):
+                raise ValueError(
+                    "position_ids rendered to one string, not a list: Jinja renders to text, so pass "
+                    "an upstream task's output, or set render_template_as_native_obj=True on the DAG."
+                )
+            status, rendered_embedding = self._rendered_status_and_embedding()
+            is_embedded = parse_is_embedded(rendered_embedding)
+            changes = build_changes(self.position_ids, status, is_embedded)  # type: ignore[arg-type]
         except ValueError as exc:
             raise _permanent(self.task_id, exc) from exc
         try:
             results = hook.set_interview_states(
                 [change.position_id for change in changes],
-                status=self.status,
+                status=status,  # type: ignore[arg-type]
                 is_embedded=is_embedded,
                 max_workers=self.max_workers,
             )
@@ -235,6 +255,8 @@ class SetInterviewStateOperator(BaseOperator):
             else:
                 entry["error"] = str(result.error)
             summary.append(entry)
+        if not self.do_xcom_push:
+            return summary
         if embed_ids:
             ti.xcom_push(key=XCOM_EMBED_IDS, value=embed_ids)
             if self.push_signing_key:
@@ -263,18 +285,25 @@ _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "position_id": parse_position_id,
     "position_ids": _check_position_ids,
     "status": InterviewStatus.parse,
-    "is_embedded": parse_is_embedded,
+    # A "true"/"false" string counts, as when rendered: expand() may hand one from an upstream task.
+    "is_embedded": lambda value: parse_is_embedded(_rendered_bool(value)),
     "max_workers": check_max_workers,
     "push_signing_key": _check_push_signing_key,
 }
 
 
 def _check_literal_values(arguments: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first given, literal (not templated) argument that is bad."""
+    """Raise :class:`JobMojitoArgumentError` (a ``ValueError``) naming the first given, literal
+    (not templated) argument that is bad."""
     for name, check in _LITERAL_CHECKS.items():
         value = arguments.get(name)
         if value is not None and _is_literal(value):
-            check(value)
+            try:
+                check(value)
+            except JobMojitoArgumentError:
+                raise
+            except ValueError as exc:
+                raise JobMojitoArgumentError(str(exc)) from None
 
 
 def _permanent(task_id: str, exc: ValueError) -> AirflowFailException:
@@ -293,9 +322,10 @@ class EmbedOperator(SetInterviewStateOperator):
     :param is_embedded: ``True`` (default) to switch embedding on, ``False`` to switch it off. Templated.
     :param push_signing_key: push ``embed_signing_key`` to XCom.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
-    """
 
-    template_fields: Sequence[str] = ("position_id", "is_embedded", "jobmojito_conn_id")
+    Any other argument of :class:`SetInterviewStateOperator` (``status``, ``position_ids``,
+    ``max_workers``) is taken, and templated, as there.
+    """
 
     def __init__(
         self,

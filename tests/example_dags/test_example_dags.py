@@ -95,7 +95,8 @@ class TestArchiveAfterHiring:
 
     def test_archives_each_closed_position_with_embedding_off(self, sandbox: Any) -> None:
         dag = load_example_dag("jobmojito_archive_after_hiring", "jobmojito_archive_closed_positions")
-        run = dag.test(run_conf={"position_ids": [P2, P3, P2]})
+        # A repeat, even spelt in capitals, is archived once instead of failing the batch.
+        run = dag.test(run_conf={"position_ids": [P2, P3, P2.upper()]})
         assert run.state == "success"
         for position in (P2, P3):
             stored = sandbox.position(position)

@@ -93,7 +93,8 @@ class TestConstruction:
             "is_embedded",
             "jobmojito_conn_id",
         }
-        assert set(EmbedOperator.template_fields) == {"position_id", "is_embedded", "jobmojito_conn_id"}
+        # EmbedOperator takes the same arguments, so it renders the same ones.
+        assert EmbedOperator.template_fields == SetInterviewStateOperator.template_fields
 
     def test_a_dag_file_with_a_misspelt_status_fails_to_import(self, tmp_path: Path) -> None:
         (tmp_path / "typo_dag.py").write_text(
@@ -143,6 +144,11 @@ class TestExecute:
     def test_push_signing_key_false_keeps_the_key_out_of_xcom(self, sandbox: Any) -> None:
         _, ti = self.execute(EmbedOperator(task_id="t", position_id=P1, push_signing_key=False))
         assert set(self.pushed(ti)) == {"embed_id", "embed_url"}
+
+    def test_do_xcom_push_false_pushes_nothing_at_all(self, sandbox: Any) -> None:
+        result, ti = self.execute(EmbedOperator(task_id="t", position_id=P1, do_xcom_push=False))
+        assert ti.xcom_push.call_args_list == []
+        assert result["embed_id"] == sandbox.position(P1)["embed_id"]  # returned, which Airflow drops
 
     def test_switching_embedding_off_pushes_nothing_stale(self, sandbox: Any) -> None:
         self.execute(EmbedOperator(task_id="on", position_id=P1))
@@ -272,6 +278,57 @@ class TestInDagRuns:
         ]
         assert sandbox.position(P3)["embed_id"] is None
 
+    def test_a_bad_id_handed_to_a_mapped_instance_fails_it_without_retries(self, sandbox: Any) -> None:
+        with dag_for("mapped_bad_id") as dag:
+            SetInterviewStateOperator.partial(task_id="activate", status="active", retries=3).expand(
+                position_id=["3f2a6c1e", P1]
+            )
+        run = run_inline_dag(dag)
+        bad, good = sorted(
+            (ti for ti in run.get_task_instances() if ti.task_id == "activate"), key=lambda ti: ti.map_index
+        )
+        assert (bad.state, bad.try_number) == ("failed", 1)
+        assert good.state == "success"
+        assert [r["json"]["position_id"] for r in set_state_calls(sandbox)] == [P1]
+
+    def test_true_and_false_strings_from_an_upstream_task_are_bools(self, sandbox: Any) -> None:
+        with dag_for("mapped_flags") as dag:
+
+            @task
+            def flags() -> list[str]:
+                return ["true", "false"]
+
+            EmbedOperator.partial(task_id="embed", position_id=P1).expand(is_embedded=flags())
+        assert run_inline_dag(dag).state == "success"
+        assert [r["json"]["is_embedded"] for r in set_state_calls(sandbox)] in ([True, False], [False, True])
+
+    def test_mapping_over_position_ids_labels_each_instance_with_its_size(self, sandbox: Any) -> None:
+        with dag_for("mapped_bulk") as dag:
+            SetInterviewStateOperator.partial(task_id="archive", status="archived").expand(
+                position_ids=[[P1, P2], [P3]]
+            )
+        run = run_inline_dag(dag)
+        assert run.state == "success"
+        labels = sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "archive")
+        assert labels == ["1 positions", "2 positions"]
+        assert {sandbox.position(p)["status"] for p in (P1, P2, P3)} == {"archived"}
+
+    def test_a_templated_none_leaves_that_setting_as_it_is(self, sandbox: Any) -> None:
+        with dag_for("templated_none", params={"status": None, "embed": True}) as dag:
+            SetInterviewStateOperator(
+                task_id="t", position_id=P1, status="{{ params.status }}", is_embedded="{{ params.embed }}"
+            )
+        assert run_inline_dag(dag).state == "success"
+        assert [r["json"] for r in set_state_calls(sandbox)] == [{"position_id": P1, "is_embedded": True}]
+        assert sandbox.position(P1)["status"] == "draft"
+
+    def test_embed_operator_renders_the_arguments_it_takes_from_its_parent(self, sandbox: Any) -> None:
+        with dag_for("embed_templated_status", params={"status": "active"}) as dag:
+            EmbedOperator(task_id="t", position_id=P1, status="{{ params.status }}")
+        assert run_inline_dag(dag).state == "success"
+        assert sandbox.position(P1)["status"] == "active"
+        assert sandbox.position(P1)["embed_id"] is not None
+
     def test_an_unknown_position_fails_the_run_with_the_server_error(self, sandbox: Any) -> None:
         unknown = str(uuid.uuid4())
         with dag_for("unknown_position") as dag:
@@ -384,6 +441,22 @@ class TestBulk:
         assert 3 <= sent <= 3 + 1
         assert sum(result["ok"] for result in results) == sent
         assert sum("Not sent" in result.get("error", "") for result in results) == 40 - sent
+
+    def test_do_xcom_push_false_pushes_nothing_at_all(self, sandbox: Any) -> None:
+        _, ti = self.execute(
+            SetInterviewStateOperator(
+                task_id="t", position_ids=[P1, P2], is_embedded=True, do_xcom_push=False
+            )
+        )
+        assert ti.xcom_push.call_args_list == []
+        assert sandbox.position(P1)["embed_id"] is not None
+
+    def test_ids_rendered_to_one_string_say_how_to_pass_a_list(self, sandbox: Any) -> None:
+        operator = SetInterviewStateOperator(task_id="t", position_ids="{{ params.ids }}", status="active")
+        operator.position_ids = str([P1, P2])  # as Jinja renders a list without native rendering
+        with pytest.raises(AirflowFailException, match="render_template_as_native_obj=True"):
+            self.execute(operator)
+        assert sandbox.requests_log() == []
 
     def test_bad_rendered_ids_fail_without_retry_or_request(self, sandbox: Any) -> None:
         operator = SetInterviewStateOperator(task_id="t", position_ids="{{ params.ids }}", status="active")
