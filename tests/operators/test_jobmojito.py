@@ -329,6 +329,30 @@ class TestInDagRuns:
         assert sandbox.position(P1)["status"] == "active"
         assert sandbox.position(P1)["embed_id"] is not None
 
+    def test_a_bulk_task_stops_sending_at_its_execution_timeout(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        from datetime import timedelta
+
+        jobmojito_conn()
+        ids = [str(uuid.uuid4()) for _ in range(30)]
+        jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in ids])
+        jobmojito_sandbox.add_fault("delay", seconds=0.3, count=30, path=SET_STATE)
+        with dag_for("bulk_timeout") as dag:
+            SetInterviewStateOperator(
+                task_id="archive",
+                position_ids=ids,
+                status="archived",
+                max_workers=2,
+                execution_timeout=timedelta(seconds=1),
+            )
+        run = run_inline_dag(dag)
+        assert (run.state, run.get_task_instance("archive").state) == ("failed", "failed")
+        sent = len(set_state_calls(jobmojito_sandbox))
+        assert 0 < sent < 30  # without the stop, leaving the thread pool waited for all 30
+        archived = [p for p in ids if jobmojito_sandbox.position(p)["status"] == "archived"]
+        assert len(archived) == sent
+
     def test_an_unknown_position_fails_the_run_with_the_server_error(self, sandbox: Any) -> None:
         unknown = str(uuid.uuid4())
         with dag_for("unknown_position") as dag:
