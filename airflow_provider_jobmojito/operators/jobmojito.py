@@ -32,7 +32,7 @@ XCOM_EMBED_URLS = "embed_urls"
 XCOM_RESULTS = "results"
 
 #: Mapped instances are labelled by the position they change (or how many, in bulk).
-MAP_INDEX_TEMPLATE = "{{ task.position_id or ((task.position_ids or []) | length ~ ' positions') }}"
+MAP_INDEX_TEMPLATE = "{{ task.position_label }}"
 
 _PLAIN_VALUES = (str, bool, int, float, uuid.UUID, list, tuple, dict, type(None))
 
@@ -183,6 +183,17 @@ class SetInterviewStateOperator(BaseOperator):
         result.update(self._push_embed_keys(context, hook, answer))
         self.log.info("%s (%.0f ms)", change.describe(), elapsed_ms)
         return result
+
+    @property
+    def position_label(self) -> str:
+        """What this task changes, for its map index label: the position id, or how many."""
+        if self.position_id is not None:
+            return str(self.position_id)
+        # Airflow 3.0 also renders the label of an unmapped task, whose ids may still be an
+        # upstream task's output rather than a list.
+        if isinstance(self.position_ids, list | tuple):
+            return f"{len(self.position_ids)} positions"
+        return ""
 
     def on_kill(self) -> None:
         """Stop a bulk change from sending more positions; the task then fails with each

@@ -85,6 +85,19 @@ class TestConstruction:
         EmbedOperator(task_id="t", position_id=P1, jobmojito_conn_id="no_such_connection")
         assert jobmojito_sandbox.requests_log() == []
 
+    def test_the_map_index_label_names_the_position_or_how_many(self) -> None:
+        with dag_for("labels"):
+
+            @task
+            def upstream() -> list[str]:
+                return [P1]
+
+            one = SetInterviewStateOperator(task_id="one", position_id=P1, status="active")
+            many = SetInterviewStateOperator(task_id="many", position_ids=[P1, P2], status="active")
+            # Airflow 3.0 renders the label of unmapped tasks too, before their ids are resolved.
+            later = SetInterviewStateOperator(task_id="later", position_ids=upstream(), status="active")
+        assert [one.position_label, many.position_label, later.position_label] == [P1, "2 positions", ""]
+
     def test_template_fields(self) -> None:
         assert set(SetInterviewStateOperator.template_fields) == {
             "position_id",
