@@ -143,7 +143,8 @@ def apply_all(
     or an interrupt such as Airflow's task timeout in the calling thread) stops the workers from
     taking more positions, is logged with how far the batch got, and is raised as it is.
 
-    :param cancel: set it from another thread (an operator's ``on_kill``) to stop sending.
+    :param cancel: set it from another thread (an operator's ``on_kill``) to stop sending; it is
+        also set here when the calling thread is interrupted, to stop retries in flight.
     """
     results: list[StateChangeResult | None] = [None] * len(changes)
     next_index = iter(range(len(changes)))
@@ -171,24 +172,8 @@ def apply_all(
                 stop.set()
                 raise
 
-    workers = min(max_workers, len(changes))
     try:
-        if workers <= 1:
-            work()
-        else:
-            # Imported here: the operators module imports this one, and DAG parsing needs no threads.
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(workers, thread_name_prefix="jobmojito-bulk") as executor:
-                futures = [executor.submit(work) for _ in range(workers)]
-                try:
-                    for future in futures:
-                        future.result()
-                except BaseException:
-                    # Raised in this thread too (a task timeout): the workers must stop as well,
-                    # or leaving the executor would wait for the whole batch to be sent.
-                    stop.set()
-                    raise
+        _run(work, min(max_workers, len(changes)), stop, cancelled)
     except BaseException as interrupt:
         _log_interrupted(interrupt, results)
         raise
@@ -206,6 +191,56 @@ def apply_all(
     if len(done) != len(changes):  # pragma: no cover - every worker ran to the end
         raise RuntimeError("A bulk state change ended with positions never attempted.")
     return done
+
+
+def _run(work: Callable[[], None], workers: int, *stops: threading.Event) -> None:
+    """Run ``work`` in ``workers`` threads (or in this one) and raise what any of them raised.
+
+    An exception raised in this thread (a task timeout) sets ``stops``, waits for the workers
+    already working to finish the call in hand, and is raised: nothing is sent afterwards.
+    """
+    if workers <= 1:
+        work()
+        return
+    errors: list[BaseException] = []
+    working = threading.Condition()
+    active = 0
+
+    def guarded() -> None:
+        nonlocal active
+        # Counted before ``work`` first looks at the stop events: a worker either is counted
+        # when this thread waits below, or starts after the stop and sends nothing.
+        with working:
+            active += 1
+        try:
+            work()
+        except BaseException as error:  # raised again in the calling thread
+            errors.append(error)
+        finally:
+            with working:
+                active -= 1
+                working.notify_all()
+
+    # Threads of our own rather than a ThreadPoolExecutor: an interrupt landing inside its
+    # submit() can leave a started thread out of the set its shutdown() waits for.
+    threads = [
+        threading.Thread(target=guarded, name=f"jobmojito-bulk-{number}", daemon=True)
+        for number in range(workers)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        for event in stops:
+            event.set()
+        with working:
+            while active:
+                working.wait()
+        raise
+    if errors:
+        raise errors[0]
 
 
 def _log_interrupted(interrupt: BaseException, results: Sequence[StateChangeResult | None]) -> None:

@@ -51,11 +51,11 @@ def _url(name: str, value: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise JobMojitoConfigError(f"{name} must be an http(s) URL; got {value!r}.")
     try:
-        parts.port  # noqa: B018 - reading it is the check: urllib raises on a bad port
-    except ValueError:
-        raise JobMojitoConfigError(
-            f"{name} has a port that is not a number from 1 to 65535; got {value!r}."
-        ) from None
+        port = parts.port
+    except ValueError:  # urllib refuses a port that is not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise JobMojitoConfigError(f"{name} has a port that is not a number from 1 to 65535; got {value!r}.")
     return value.rstrip("/")
 
 
@@ -189,7 +189,7 @@ def _base_url(host: str | None, port: int | None, schema: str | None) -> str:
         # A full URL in host with the port in its own field, as a JSON connection may give it.
         parts = urlsplit(url)
         if parts.port is None:
-            url = parts._replace(netloc=f"{parts.netloc}:{port}").geturl()
+            url = _url("port", parts._replace(netloc=f"{parts.netloc}:{port}").geturl())
         elif parts.port != int(port):
             raise JobMojitoConfigError(
                 f"The connection's host {host!r} names port {parts.port}, but its port field says "

@@ -181,7 +181,17 @@ class TestPorts:
                 host="https://h.example:8443", port=8080, login=None, password="t", extras={}, overrides={}
             )
 
-    @pytest.mark.parametrize("host", ["http://127.0.0.1:99999/functions/v1", "https://h.example:port/v1"])
+    def test_a_bad_port_field_is_a_configuration_error(self) -> None:
+        with pytest.raises(
+            JobMojitoConfigError, match="port has a port that is not a number from 1 to 65535"
+        ):
+            HookSettings.resolve(
+                host="https://h.example", port=70000, login=None, password="t", extras={}, overrides={}
+            )
+
+    @pytest.mark.parametrize(
+        "host", ["http://127.0.0.1:99999/functions/v1", "https://h.example:port/v1", "http://h.example:0/v1"]
+    )
     def test_a_port_out_of_range_is_a_configuration_error(self, host: str) -> None:
         with pytest.raises(
             JobMojitoConfigError, match="host has a port that is not a number from 1 to 65535"

@@ -271,6 +271,16 @@ class JobMojitoHook(BaseHook):
         if not changes:
             self.log.info("No position ids given: nothing to change.")
             return []
+        # Created before anything is sent, so that a cancel during the sign-in is not lost.
+        self._bulk_cancel = cancel = threading.Event()
+        try:
+            return self._set_all(changes, workers, cancel)
+        finally:
+            self._bulk_cancel = None
+
+    def _set_all(
+        self, changes: list[StateChange], workers: int, cancel: threading.Event
+    ) -> list[StateChangeResult]:
         # Read the connection and get a token once, before the threads start: a missing, expired
         # or refused credential fails the whole call here instead of once per position.
         settings = self.settings
@@ -284,7 +294,6 @@ class JobMojitoHook(BaseHook):
             workers,
         )
         started = time.monotonic()
-        self._bulk_cancel = cancel = threading.Event()
         results = apply_all(changes, self.apply, max_workers=workers, cancel=cancel)
         failed = [result for result in results if not result.ok]
         elapsed = time.monotonic() - started
@@ -298,9 +307,9 @@ class JobMojitoHook(BaseHook):
         """Stop a running :meth:`set_interview_states` from sending more positions.
 
         Safe to call from another thread or a signal handler (an operator's ``on_kill``). Calls
-        already in flight finish; positions not yet sent fail with a "not sent" error, so the
-        call still raises :class:`~airflow_provider_jobmojito.bulk.JobMojitoBulkError` with
-        every position's result.
+        already in flight finish, without further retries; positions not yet sent fail with a
+        "not sent" error, so the call still raises
+        :class:`~airflow_provider_jobmojito.bulk.JobMojitoBulkError` with every position's result.
         """
         if self._bulk_cancel is not None:
             self._bulk_cancel.set()
@@ -504,8 +513,18 @@ class JobMojitoHook(BaseHook):
                 attempts,
                 wait,
             )
-            time.sleep(wait)
+            self._wait_before_retry(wait, f"{what} {failure}", status_code)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _wait_before_retry(self, seconds: float, failure: str, status_code: int | None) -> None:
+        cancel = self._bulk_cancel
+        if cancel is None:
+            time.sleep(seconds)
+        elif cancel.wait(seconds):
+            # A stopped bulk call must not outlive its task by minutes of retries.
+            raise JobMojitoUnavailableError(
+                f"{failure}; stopped retrying: the bulk change was stopped.", status_code=status_code
+            )
 
     def _raise_for(self, response: Answer, what: str) -> NoReturn:
         status = response.status
@@ -537,7 +556,7 @@ class JobMojitoHook(BaseHook):
         if status >= 500:
             where = settings.supabase_url
             raise JobMojitoServerError(f"Supabase sign-in at {where} failed {reason}", **kwargs)
-        if status < 400 or status == 404:
+        if status not in _SIGN_IN_REFUSALS:
             raise JobMojitoConfigError(
                 f"Supabase sign-in at {settings.supabase_url} answered {status}: check the connection's "
                 "supabase_url (the project URL, without /auth/v1).",
@@ -657,6 +676,10 @@ USER_AGENT = (
     f"python/{platform.python_version()}"
 )
 
+
+#: How Supabase's password grant refuses credentials (400 invalid_grant, 422 a malformed
+#: e-mail, 401/403 a wrong anon key); any other answer means the request went to the wrong place.
+_SIGN_IN_REFUSALS = frozenset({400, 401, 403, 422})
 
 _MASK_LOCK = threading.Lock()
 

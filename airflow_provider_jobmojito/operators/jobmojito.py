@@ -334,8 +334,8 @@ class EmbedOperator(SetInterviewStateOperator):
     :param push_signing_key: push ``embed_signing_key`` to XCom.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
 
-    Any other argument of :class:`SetInterviewStateOperator` (``status``, ``position_ids``,
-    ``max_workers``) is taken, and templated, as there.
+    ``status`` is taken (and templated) as by :class:`SetInterviewStateOperator`, to set the
+    lifecycle status in the same call.
     """
 
     def __init__(

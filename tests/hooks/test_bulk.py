@@ -456,6 +456,38 @@ class TestStopping:
         assert all("Not sent: the bulk change was cancelled" in str(r.error) for r in raised.value.failed)
         assert [result.position_id for result in results] == ids
 
+    def test_a_cancel_while_signing_in_is_not_lost(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ids = new_ids(20)
+        seed(jobmojito_sandbox, ids)
+        original = hook._access_token
+
+        def access_token() -> str:
+            hook.cancel()  # as an on_kill arriving while the token is fetched
+            return original()
+
+        monkeypatch.setattr(hook, "_access_token", access_token)
+        with pytest.raises(JobMojitoBulkError, match="20 of 20 positions failed"):
+            hook.set_interview_states(ids, status="active")
+        assert set_state_calls(jobmojito_sandbox) == []
+
+    def test_a_cancel_stops_the_retries_of_a_call_in_flight(
+        self, jobmojito_conn: Any, jobmojito_sandbox: Any
+    ) -> None:
+        ids = new_ids(1)
+        seed(jobmojito_sandbox, ids)
+        jobmojito_sandbox.add_fault("status", status=503, count=100, path=SET_STATE)
+        hook = JobMojitoHook(jobmojito_conn(), max_retries=6, backoff_factor=1, backoff_max=2)
+        timer = threading.Timer(0.3, hook.cancel)
+        timer.start()
+        try:
+            with pytest.raises(JobMojitoBulkError, match="stopped retrying: the bulk change was stopped"):
+                hook.set_interview_states(ids, status="active")
+        finally:
+            timer.cancel()
+        assert len(set_state_calls(jobmojito_sandbox)) < 7  # not every one of the 7 attempts
+
     def test_a_cancel_before_the_call_does_not_stop_it(
         self, hook: JobMojitoHook, jobmojito_sandbox: Any
     ) -> None:

@@ -137,6 +137,16 @@ class TestSignIn:
             hook.set_interview_state(POSITION, status="active")
         assert server.position(POSITION)["status"] == "draft"
 
+    @pytest.mark.parametrize("status", [405, 409, 410])
+    def test_a_sign_in_answer_that_is_not_a_refusal_points_at_supabase_url(
+        self, server: Any, jobmojito_conn: Any, status: int
+    ) -> None:
+        server.add_fault(kind="status", status=status, count=1, path=SIGN_IN)
+        with pytest.raises(
+            JobMojitoConfigError, match=f"answered {status}: check the connection's supabase_url"
+        ):
+            JobMojitoHook(self.conn(jobmojito_conn, server)).set_interview_state(POSITION, status="active")
+
     def test_wrong_password_is_an_auth_error_that_does_not_show_it(
         self, server: Any, jobmojito_conn: Any
     ) -> None:

@@ -127,7 +127,10 @@ def test_a_tls_handshake_cut_short_is_transient_and_retried(
     hook = JobMojitoHook(jobmojito_conn(host=url), max_retries=2)
     if through_requests:
         hook.get_conn().auth = lambda request: request  # any session auth routes through requests
-    with pytest.raises(JobMojitoUnavailableError, match=r"EOF occurred .* gave up after 3 attempt") as raised:
+    # "EOF occurred" or "Connection reset by peer", depending on when the server's close lands.
+    with pytest.raises(
+        JobMojitoUnavailableError, match=r"could not be reached .* gave up after 3 attempt"
+    ) as raised:
         hook.set_interview_state(POSITION, status="active")
     assert not isinstance(raised.value, AirflowFailException)
     assert len(accepted) == 3

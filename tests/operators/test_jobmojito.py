@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -466,13 +467,14 @@ class TestBulk:
         jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in ids])
         jobmojito_conn()
         operator = SetInterviewStateOperator(task_id="t", position_ids=ids, status="archived", max_workers=2)
-        original, calls = JobMojitoHook.apply, []
+        original, calls, lock = JobMojitoHook.apply, [], threading.Lock()
 
         def apply(hook: JobMojitoHook, change: Any) -> dict[str, Any]:
             answer = original(hook, change)
-            calls.append(change)
-            if len(calls) == 3:
-                operator.on_kill()  # as Airflow calls it on SIGTERM, while the task runs
+            with lock:
+                calls.append(change)
+                if len(calls) == 3:
+                    operator.on_kill()  # as Airflow calls it on SIGTERM, while the task runs
             return answer
 
         monkeypatch.setattr(JobMojitoHook, "apply", apply)
