@@ -163,7 +163,8 @@ class JobMojitoHook(BaseHook):
         self._warned_expiry_for: str | None = None
         # The static token and its expiry as a POSIX time, read once rather than on every call.
         self._static_token_expiry: tuple[str, pendulum.DateTime | None, float | None] | None = None
-        # Set by cancel(); one per set_interview_states call, so a past cancel stops no new call.
+        # The running set_interview_states call's stop event (set by cancel()); None between
+        # calls, so a cancel with nothing running stops no later call.
         self._bulk_cancel: threading.Event | None = None
 
     # -- configuration -------------------------------------------------------------------------

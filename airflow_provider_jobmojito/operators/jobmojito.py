@@ -311,8 +311,6 @@ def _check_literal_values(arguments: Mapping[str, Any]) -> None:
         if value is not None and _is_literal(value):
             try:
                 check(value)
-            except JobMojitoArgumentError:
-                raise
             except ValueError as exc:
                 raise JobMojitoArgumentError(str(exc)) from None
 
