@@ -1,4 +1,11 @@
-"""Access tokens: reading a JWT's expiry, and the per-process cache of signed-in tokens."""
+"""Access tokens: the token provider the client asks for a bearer token, and what it relies on.
+
+:class:`TokenProvider` serves both modes of a connection: a static token (checked for expiry
+before it is sent) and sign-in with e-mail and password (Supabase's password grant, cached per
+process). It does no I/O itself: for a sign-in it hands the client a
+:class:`~airflow_provider_jobmojito.transport.Request` to send and reads the answer, so the sync
+client and an async one share every rule here.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,39 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
+import os
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pendulum
+
+from airflow_provider_jobmojito.answers import error_of, json_of
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoAuthError,
+    JobMojitoConfigError,
+    JobMojitoServerError,
+)
+from airflow_provider_jobmojito.masking import mask
+from airflow_provider_jobmojito.transport import Request
+
+if TYPE_CHECKING:
+    from airflow_provider_jobmojito.settings import HookSettings
+    from airflow_provider_jobmojito.transport import Answer
+
+#: A static token this close to its expiry is still sent, with a warning.
+EXPIRY_WARNING_WINDOW = pendulum.duration(minutes=10)
+_EXPIRY_WARNING_SECONDS = EXPIRY_WARNING_WINDOW.total_seconds()
+#: A signed-in token is reused until this long before it expires (or a tenth of its life).
+SIGN_IN_REUSE_MARGIN = pendulum.duration(seconds=60)
+#: The longest life a sign-in answer's ``expires_in`` is believed for (Supabase's maximum is a week).
+_MAX_TOKEN_LIFETIME = 7 * 24 * 3600
+
+#: How Supabase's password grant refuses credentials (400 invalid_grant, 422 a malformed
+#: e-mail, 401/403 a wrong anon key); any other answer means the request went to the wrong place.
+_SIGN_IN_REFUSALS = frozenset({400, 401, 403, 422})
 
 
 def jwt_expiry(token: str) -> pendulum.DateTime | None:
@@ -58,6 +94,11 @@ class SignInCache:
         self._tokens: dict[tuple[str, str, str], SignedInToken] = {}
         self.lock = threading.Lock()
 
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held the lock at the fork; it does not exist here, so
+        # the lock would never be released. The tokens stay valid: they are only strings.
+        self.lock = threading.Lock()
+
     @staticmethod
     def key(supabase_url: str, email: str, password: str) -> tuple[str, str, str]:
         return supabase_url, email, hashlib.sha256(password.encode()).hexdigest()
@@ -81,3 +122,162 @@ class SignInCache:
 
 
 SIGN_IN_CACHE = SignInCache()
+os.register_at_fork(after_in_child=SIGN_IN_CACHE._after_fork_in_child)
+
+
+class TokenProvider:
+    """The bearer token for a connection's calls: a static token, or one got by signing in.
+
+    The client asks :meth:`current`; ``None`` means "sign in first": it sends
+    :meth:`sign_in_request` (holding :attr:`sign_in_lock`, so that threads finding no token sign
+    in once) and hands the answer to :meth:`accept_sign_in`. After a 401 it calls
+    :meth:`refused`, which says whether signing in again may help.
+
+    :param settings: the connection's settings.
+    :param conn_id: the connection's id, for messages.
+    :param log: where to log (the hook's logger, so lines land in the task log).
+    """
+
+    def __init__(self, settings: HookSettings, conn_id: str, log: Any = None) -> None:
+        self.settings = settings
+        self.conn_id = conn_id
+        self.log = log or logging.getLogger(__name__)
+        self._warned_expiry_for: str | None = None
+        # The static token's expiry, as a pendulum time and a POSIX time, read once.
+        self._static_expiry: tuple[pendulum.DateTime | None, float | None] | None = None
+        self._key = (
+            SIGN_IN_CACHE.key(settings.supabase_url, settings.login, settings.password)
+            if settings.signs_in
+            else None
+        )
+
+    @property
+    def signs_in(self) -> bool:
+        """Whether tokens come from signing in (rather than the connection's password)."""
+        return self.settings.signs_in
+
+    @property
+    def sign_in_lock(self) -> threading.Lock:
+        """Held across a sign-in, so that threads finding the cache empty together sign in once."""
+        return SIGN_IN_CACHE.lock
+
+    def current(self) -> str | None:
+        """A token to send now, or ``None`` when a sign-in is needed.
+
+        :raises JobMojitoConfigError: when the connection has no token at all.
+        :raises JobMojitoAuthError: when the static token has expired (nothing is sent).
+        """
+        if self._key is not None:
+            cached = SIGN_IN_CACHE.get(self._key)
+            return None if cached is None else cached.access_token
+        token = self.settings.password
+        if not token:
+            raise JobMojitoConfigError(
+                f"Connection {self.conn_id!r} has no access token: put it in the password "
+                "field, or set login (e-mail) and password to sign in."
+            )
+        self._check_static_token(token)
+        return token
+
+    def refused(self, token: str) -> bool:
+        """The API answered 401 to ``token``: forget it; whether signing in again may help."""
+        if self._key is None:
+            return False
+        SIGN_IN_CACHE.discard(self._key, token)
+        return True
+
+    def sign_in_request(self) -> Request:
+        """Supabase's password grant: trade the e-mail and password for an access token."""
+        settings = self.settings
+        headers = {"apikey": settings.supabase_anon_key} if settings.supabase_anon_key else {}
+        return Request.post_json(
+            f"{settings.supabase_url}/auth/v1/token?grant_type=password",
+            {"email": settings.login, "password": settings.password},
+            headers=headers,
+            what="Supabase sign-in",
+        )
+
+    def accept_sign_in(self, answer: Answer) -> str:
+        """Read a sign-in answer: cache and mask its token and return it, or raise why not."""
+        if answer.status >= 300:
+            self._raise_for_sign_in(answer)
+        what = "Supabase sign-in"
+        body = json_of(answer, what)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise JobMojitoAuthError(f"{what} answered without an access_token.")
+        mask(token)
+        now = pendulum.now("UTC")
+        # expires_in is relative, so a local clock that runs ahead cannot make every cached
+        # token look expired; the JWT's absolute exp is the fallback.
+        lifetime = body.get("expires_in")
+        if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
+            expires_at = now.add(seconds=min(float(lifetime), _MAX_TOKEN_LIFETIME))
+        else:
+            expires_at = jwt_expiry(token) or now.add(hours=1)
+        margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)
+        self.log.info("Signed in to JobMojito as %s; token valid until %s.", self.settings.login, expires_at)
+        assert self._key is not None  # only sign-in mode signs in
+        SIGN_IN_CACHE.put(self._key, SignedInToken(access_token=token, expires_at=expires_at - margin))
+        return token
+
+    def auth_hint(self) -> str:
+        """What to check when the API refuses the token."""
+        if self.signs_in:
+            return " The signed-in account may not use this API, or its session was revoked."
+        return (
+            f" Check the access token in connection {self.conn_id!r}: it may be revoked, "
+            "signed out, or belong to another environment."
+        )
+
+    def _check_static_token(self, token: str) -> None:
+        """Refuse an expired JWT before sending it; warn once when it is about to expire."""
+        if self._static_expiry is None:
+            expiry = jwt_expiry(token)
+            self._static_expiry = (expiry, None if expiry is None else expiry.timestamp())
+        expires_at, expires_ts = self._static_expiry
+        if expires_at is None or expires_ts is None:
+            return
+        # Plain POSIX times on the hot path: this runs before every call.
+        remaining = expires_ts - time.time()
+        if remaining > _EXPIRY_WARNING_SECONDS or (remaining > 0 and self._warned_expiry_for == token):
+            return
+        now = pendulum.now("UTC")
+        if expires_at <= now:
+            raise JobMojitoAuthError(
+                f"The access token in connection {self.conn_id!r} expired at "
+                f"{expires_at.to_iso8601_string()} ({expires_at.diff_for_humans()}). Put a fresh "
+                "token in the connection's password, or set login (e-mail) and password so the hook "
+                "signs in by itself.",
+                status_code=None,
+            )
+        if expires_at - now < EXPIRY_WARNING_WINDOW and self._warned_expiry_for != token:
+            self._warned_expiry_for = token
+            self.log.warning(
+                "The access token in connection %r expires at %s (%s).",
+                self.conn_id,
+                expires_at.to_iso8601_string(),
+                expires_at.diff_for_humans(),
+            )
+
+    def _raise_for_sign_in(self, answer: Answer) -> NoReturn:
+        """Refused credentials are permanent; a sign-in service that is down or misplaced is not
+        a credentials problem, and saying so would send the user to change a good password."""
+        settings = self.settings
+        status = answer.status
+        error, _ = error_of(answer)
+        reason = f"({status}): {error or 'no reason given'}."
+        kwargs: dict[str, Any] = {"status_code": status, "error": error}
+        if status >= 500:
+            raise JobMojitoServerError(
+                f"Supabase sign-in at {settings.supabase_url} failed {reason}", **kwargs
+            )
+        if status not in _SIGN_IN_REFUSALS:
+            raise JobMojitoConfigError(
+                f"Supabase sign-in at {settings.supabase_url} answered {status}: check the connection's "
+                "supabase_url (the project URL, without /auth/v1).",
+                **kwargs,
+            )
+        raise JobMojitoAuthError(
+            f"Sign-in to {settings.supabase_url} as {settings.login} was refused {reason}", **kwargs
+        )

@@ -1,14 +1,10 @@
-"""Many state changes in one call: checking the whole batch, sending it in parallel, per-id results.
+"""Many state changes in one call: sending a checked batch in parallel, with per-id results.
 
 The hook's :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.set_interview_states`
-is the way in; this module holds what it returns and raises, so both can be imported (and caught)
-without the hook:
-
-* :class:`StateChangeResult`: one per position, in the order the ids were given;
-* :class:`~airflow_provider_jobmojito.exceptions.JobMojitoBulkError` (re-exported here): raised
-  once, after every position was attempted, when any failed. It is also an
-  ``AirflowFailException`` (``JobMojitoPermanentBulkError``) when every failure is permanent, so
-  Airflow spends its task retries only where a retry can help.
+is the way in (the batch is checked by :func:`~airflow_provider_jobmojito.validation.build_changes`).
+This module holds what it returns, :class:`StateChangeResult`, one per position in the order the
+ids were given. What it raises, :class:`~airflow_provider_jobmojito.exceptions.JobMojitoBulkError`,
+lives with the other errors.
 """
 
 from __future__ import annotations
@@ -18,21 +14,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_jobmojito.exceptions import (
-    MAX_LISTED_FAILURES,
-    JobMojitoAuthError,
-    JobMojitoBulkError,
-    JobMojitoError,
-    JobMojitoPermanentBulkError,
-)
-from airflow_provider_jobmojito.validation import StateChange, parse_position_id
+from airflow_provider_jobmojito.exceptions import JobMojitoAuthError, JobMojitoError, first_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Sequence
 
-#: Stands in for the ids while ``status`` and ``is_embedded`` are checked, so that the bulk call
-#: checks them with exactly the single call's rules and messages.
-_ANY_ID = "00000000-0000-0000-0000-000000000000"
+    from airflow_provider_jobmojito.validation import StateChange
 
 log = logging.getLogger(__name__)
 
@@ -64,67 +51,6 @@ class StateChangeResult:
     @classmethod
     def failed(cls, position_id: str, error: JobMojitoError) -> StateChangeResult:
         return cls(position_id, False, None, error)
-
-
-def build_changes(position_ids: Iterable[object], status: object, is_embedded: object) -> list[StateChange]:
-    """Check a whole batch before anything is sent; one change per id, in input order.
-
-    :raises ValueError: naming the parameter: ``position_ids`` given as one string, an entry that
-        is not a UUID (with its index), an id listed twice; or a bad ``status``/``is_embedded``,
-        with the single call's message.
-    """
-    if isinstance(position_ids, str | bytes):
-        raise ValueError(
-            "position_ids must be a list of UUIDs, not one string; "
-            "use set_interview_state for a single position."
-        )
-    try:
-        ids = list(position_ids)
-    except TypeError:
-        raise ValueError(
-            f"position_ids must be a list of UUIDs; got {type(position_ids).__name__}."
-        ) from None
-    template = StateChange.build(_ANY_ID, status, is_embedded)
-
-    canonical: list[str] = []
-    bad: list[str] = []
-    for index, value in enumerate(ids):
-        try:
-            canonical.append(parse_position_id(value, param=f"position_ids[{index}]"))
-        except ValueError:
-            bad.append(f"[{index}] {value!r}")
-    if bad:
-        listed = ", ".join(bad[:MAX_LISTED_FAILURES])
-        more = f" and {len(bad) - MAX_LISTED_FAILURES} more" if len(bad) > MAX_LISTED_FAILURES else ""
-        raise ValueError(
-            f"position_ids must be UUIDs such as 3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e; "
-            f"{len(bad)} of {len(ids)} are not: {listed}{more}."
-        )
-
-    first_seen: dict[str, int] = {}
-    repeats: dict[str, list[int]] = {}
-    for index, position_id in enumerate(canonical):
-        first = first_seen.setdefault(position_id, index)
-        if first != index:
-            repeats.setdefault(position_id, [first]).append(index)
-    if repeats:
-        listed = ", ".join(
-            f"{position_id} at {', '.join(map(str, where))}"
-            for position_id, where in list(repeats.items())[:MAX_LISTED_FAILURES]
-        )
-        more = f" and {len(repeats) - MAX_LISTED_FAILURES} more" if len(repeats) > MAX_LISTED_FAILURES else ""
-        raise ValueError(
-            f"position_ids lists {len(repeats)} id(s) more than once (ids are compared as UUIDs, "
-            f"so case and hyphens do not matter): {listed}{more}. Give each position once."
-        )
-    return [StateChange(position_id, template.status, template.is_embedded) for position_id in canonical]
-
-
-def check_max_workers(max_workers: object) -> int:
-    """``max_workers`` as a whole number of at least 1, or ``ValueError`` naming it."""
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValueError(f"max_workers must be a whole number of at least 1; got {max_workers!r}.")
-    return max_workers
 
 
 def apply_all(
@@ -247,15 +173,13 @@ def _log_interrupted(interrupt: BaseException, results: Sequence[StateChangeResu
     """Say how far an interrupted batch got: no change may go unreported."""
     changed = [result.position_id for result in results if result is not None and result.ok]
     failed = sum(1 for result in results if result is not None and not result.ok)
-    listed = ", ".join(changed[:MAX_LISTED_FAILURES])
-    more = f" and {len(changed) - MAX_LISTED_FAILURES} more" if len(changed) > MAX_LISTED_FAILURES else ""
     log.error(
         "Bulk state change interrupted by %s: %d of %d position(s) changed%s, %d failed, %d not sent. "
         "Setting the same state again changes nothing, so running the task again is safe.",
         type(interrupt).__name__,
         len(changed),
         len(results),
-        f" ({listed}{more})" if changed else "",
+        f" ({first_of(changed)})" if changed else "",
         failed,
         sum(1 for result in results if result is None),
     )
@@ -268,12 +192,4 @@ def failure_report(failed: Sequence[StateChangeResult], total: int) -> str:
     return "\n".join(lines)
 
 
-__all__ = [
-    "JobMojitoBulkError",
-    "JobMojitoPermanentBulkError",
-    "StateChangeResult",
-    "apply_all",
-    "build_changes",
-    "check_max_workers",
-    "failure_report",
-]
+__all__ = ["StateChangeResult", "apply_all", "failure_report"]

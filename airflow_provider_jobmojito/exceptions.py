@@ -1,6 +1,7 @@
 """Errors raised by the JobMojito provider, catchable by meaning.
 
-Every error is a :class:`JobMojitoError`, which is an ``AirflowException``. Errors that no retry
+Every error the provider raises on purpose is a :class:`JobMojitoError`, which is an
+``AirflowException``. Errors that no retry
 can fix (bad credentials, a rejected field, an unknown resource) are also ``AirflowFailException``,
 so Airflow fails the task at once instead of spending its retries on them.
 
@@ -68,11 +69,12 @@ class JobMojitoConfigError(JobMojitoError, AirflowFailException, ValueError):
     """The connection or the hook's arguments are invalid (an unknown extra, a bad timeout...)."""
 
 
-class JobMojitoArgumentError(ValueError, AirflowFailException):
-    """An operator argument that can never work: an id that is not a UUID, an unknown status...
+class JobMojitoArgumentError(JobMojitoError, AirflowFailException, ValueError):
+    """An argument that can never work: an id that is not a UUID, an unknown status...
 
     A ``ValueError``, so a DAG built with it fails to import; also an ``AirflowFailException``, so
-    a mapped instance that gets it at run time (from ``expand``) fails without spending retries.
+    a task that gets it at run time (a rendered template, a mapped instance from ``expand``) fails
+    without spending retries.
     """
 
 
@@ -118,16 +120,32 @@ class JobMojitoBulkError(JobMojitoError):
         failed = [result for result in results if not result.ok]
         permanent = all(isinstance(result.error, AirflowFailException) for result in failed)
         kind = JobMojitoPermanentBulkError if permanent else JobMojitoBulkError
-        listed = "; ".join(f"{r.position_id}: {_brief(r.error)}" for r in failed[:MAX_LISTED_FAILURES])
-        more = len(failed) - MAX_LISTED_FAILURES
-        tail = f"; and {more} more (all are in .failed and in the log)" if more > 0 else ""
+        listed = first_of(
+            [f"{r.position_id}: {_brief(r.error)}" for r in failed],
+            separator="; ",
+            rest="(all are in .failed and in the log)",
+        )
         noun = "position" if len(results) == 1 else "positions"
-        message = f"{len(failed)} of {len(results)} {noun} failed: {listed}{tail}."
+        message = f"{len(failed)} of {len(results)} {noun} failed: {listed}."
         return kind(message, results=results)
 
 
 class JobMojitoPermanentBulkError(JobMojitoBulkError, AirflowFailException):
     """A :class:`JobMojitoBulkError` where every failure is permanent: Airflow does not retry it."""
+
+
+def first_of(
+    items: Sequence[str], *, separator: str = ", ", rest: str = "", limit: int = MAX_LISTED_FAILURES
+) -> str:
+    """The first ``limit`` items joined, and how many more: ``a, b and 3 more``.
+
+    :param rest: said of the items left out, e.g. ``(all are in the log)``.
+    """
+    listed = separator.join(items[:limit])
+    left_out = len(items) - limit
+    if left_out <= 0:
+        return listed
+    return f"{listed}{separator}and {left_out} more" + (f" {rest}" if rest else "")
 
 
 def _rebuild_bulk_error(
@@ -153,6 +171,7 @@ def _shorten(text: str | None) -> str | None:
 
 
 __all__ = [
+    "JobMojitoArgumentError",
     "JobMojitoAuthError",
     "JobMojitoBulkError",
     "JobMojitoClientError",

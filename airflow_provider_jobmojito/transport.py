@@ -1,69 +1,69 @@
-"""How the hook's HTTP requests reach the wire: through the urllib3 pools of a ``requests.Session``.
+"""How a request reaches the wire: one attempt, no retries, no meaning attached to the answer.
 
-``requests.Session.request`` costs about a millisecond of CPU per call (most of it reading proxy
-settings from the environment, twice, and building request and response objects), which is more
-than the rest of a loopback call and caps how far a thread pool can parallelise calls under the
-GIL. :class:`Transport` sends through the very same connection pools the session's
-:class:`~requests.adapters.HTTPAdapter` owns, with the session's headers, proxies and TLS settings
-(resolved once per host, as requests would resolve them), and skips the rest:
+:class:`Request`, :class:`Answer` and :class:`NoAnswer` are what the client layer speaks, whatever
+sends them. :class:`RequestsTransport` sends them through a ``requests.Session`` (the hook's
+``get_conn()``), so everything requests offers holds: the session's headers, proxies and TLS
+settings, ``HTTP(S)_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE``, adapters mounted on it, and
+test doubles that patch requests (``responses``, ``requests-mock``, ``mock.patch``).
 
-* keep-alive connections are shared with anything else sent through ``hook.get_conn()``;
-* ``HTTP(S)_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and the session's
-  ``proxies``, ``verify`` and ``cert`` are honoured; environment variables are read on the first
-  call to each host;
-* redirects are not followed on either path: a base URL that redirects is a configuration error,
-  and following it would re-send a POST (or turn it into a GET);
-* anything unusual goes through ``session.request`` unchanged, so requests' semantics hold where
-  they matter: a session with ``auth``, cookies, ``params`` or response hooks, an adapter that is
-  not a stock ``HTTPAdapter`` (a test double such as requests-mock's), and requests' sending
-  methods replaced by a test (``responses``, ``mock.patch``).
-
-Either way the caller gets an :class:`Answer` or a :class:`NoAnswer`, so retries and error
-mapping live in one place (the hook).
+Two things keep it fast without leaving requests' public API: the session reads the environment
+once per origin rather than on every call (:class:`JobMojitoSession`), and its adapter keeps as
+many keep-alive connections as there are threads using it (:meth:`RequestsTransport.ensure_pool`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
-from requests.adapters import DEFAULT_POOLSIZE, BaseAdapter, HTTPAdapter
-from requests.utils import prepend_scheme_if_needed, select_proxy
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError, SSLError
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from requests.auth import AuthBase
+from urllib3.response import BaseHTTPResponse
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-_GROW_LOCK = threading.Lock()
+#: The largest answer body read, decoded: every answer of this API is a few hundred bytes, and a
+#: small compressed body can decode to gigabytes.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
-def _requests_is_unpatched() -> bool:
-    """Whether requests' sending methods are requests' own code.
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, as the client layer builds it.
 
-    A test that patches one of them (``responses`` patches ``HTTPAdapter.send``,
-    ``mock.patch("requests.Session.request")``...) must keep seeing every call. Checked by where
-    the functions come from rather than against copies taken at import, since a test may patch
-    before this module is first imported.
+    :param method: ``GET`` or ``POST``.
+    :param url: the full URL, query string included.
+    :param headers: headers on top of the session's (no ``Authorization``: the token is separate).
+    :param body: the encoded body, if any.
+    :param what: the call, for messages: ``JobMojito POST /job-interview-set-state for position …``.
     """
-    return all(
-        getattr(function, "__module__", "") == module and getattr(function, "__qualname__", "") == name
-        for function, module, name in (
-            (requests.Session.request, "requests.sessions", "Session.request"),
-            (requests.Session.send, "requests.sessions", "Session.send"),
-            (HTTPAdapter.send, "requests.adapters", "HTTPAdapter.send"),
-        )
-    )
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = field(default=None, repr=False)
+    what: str = ""
+
+    @classmethod
+    def post_json(
+        cls, url: str, payload: Mapping[str, Any], *, headers: Mapping[str, str] | None = None, what: str
+    ) -> Request:
+        """A POST with ``payload`` as its JSON body."""
+        body = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+        return cls("POST", url, {**(headers or {}), "Content-Type": "application/json"}, body, what)
 
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer, whichever way it came.
+    """An HTTP answer.
 
     :param status: the status code.
     :param headers: the headers, looked up without regard to case.
@@ -76,159 +76,127 @@ class Answer:
 
     def json(self) -> Any:
         """The body as JSON; ``ValueError`` when it is not JSON."""
-        return json.loads(self.body)
+        try:
+            return json.loads(self.body)
+        except RecursionError:  # nested deeper than the parser goes: not JSON this API sends
+            raise ValueError("JSON nested too deeply") from None
 
 
 class NoAnswer(Exception):
-    """No answer came: the connection failed, or the timeout passed first.
+    """No usable answer came: the connection failed, or the timeout passed first.
 
-    :param reason: what happened, short, e.g. ``NewConnectionError: ... Connection refused``.
+    :param reason: what happened, short, e.g. ``ConnectionError: ... Connection refused``.
     :param timed_out: whether the timeout passed (rather than the connection failing).
     :param permanent: whether retrying cannot help (a certificate that does not verify, a
-        request that cannot be built).
+        request that cannot be built, an answer too large to read).
     """
 
     def __init__(self, reason: str, *, timed_out: bool, permanent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.timed_out = timed_out
-        #: A failure no retry can fix, e.g. a certificate that does not verify.
         self.permanent = permanent
 
 
-class PooledAdapter(HTTPAdapter):
-    """requests' ``HTTPAdapter`` without urllib3 retries, whose pools can grow for parallel calls."""
+class BearerAuth(AuthBase):
+    """Puts the access token in the ``Authorization`` header (``None``: no header).
 
-    connections: int
-    maxsize: int
-    block: bool
+    Given on every request, it also keeps requests from putting ``~/.netrc`` credentials there.
+    """
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._token is not None:
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+class JobMojitoSession(requests.Session):
+    """A ``requests.Session`` that reads proxy and CA settings from the environment once per origin.
+
+    ``Session.request`` reads them on every call (most of its own CPU time). They are read again
+    when anything they depend on changes: the session's ``trust_env``, ``proxies``, ``verify`` or
+    ``cert``, or a request that passes its own.
+    """
 
     def __init__(self) -> None:
-        # Retries are the hook's own (they honour Retry-After and know which calls are safe),
-        # so urllib3's are switched off rather than stacked on top.
-        super().__init__(max_retries=0, pool_maxsize=DEFAULT_POOLSIZE)
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], Any] = {}
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
-        self.connections, self.maxsize, self.block = connections, maxsize, block
-        super().init_poolmanager(connections, maxsize, block, **kwargs)
-
-    def grow(self, maxsize: int) -> None:
-        """Keep up to ``maxsize`` connections per host alive; a no-op when it already does.
-
-        A urllib3 pool cannot grow in place, so idle connections are closed and new pools of the
-        new size replace the old ones. A pool smaller than the number of threads using it would
-        close a connection after nearly every call instead of keeping it alive.
-        """
-        with _GROW_LOCK:
-            if maxsize <= self.maxsize:
-                return
-            self.poolmanager.clear()
-            for manager in self.proxy_manager.values():
-                manager.clear()
-            self.proxy_manager.clear()
-            self.init_poolmanager(self.connections, maxsize, self.block)
-
-
-@dataclass
-class _Route:
-    """How to reach one origin through one adapter, resolved once."""
-
-    adapter: HTTPAdapter
-    host: str
-    port: int | None
-    scheme: str
-    proxy: str | None
-    full_url_target: bool
-    pool_kwargs: dict[str, Any]
-    verify: Any
-    cert: Any
-    #: The pool last used, and the pool manager it came from: reused while both are current.
-    pool: Any = None
-    manager: Any = None
+    def merge_environment_settings(
+        self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        parts = urlsplit(url if isinstance(url, str) else "")
+        try:
+            key = (
+                parts.scheme,
+                parts.netloc,
+                self.trust_env,
+                tuple(sorted((proxies or {}).items())),
+                tuple(sorted(self.proxies.items())),
+                stream,
+                verify,
+                cert,
+                self.verify,
+                self.cert,
+            )
+            settings = self._environment.get(key)
+        except TypeError:  # an unhashable setting (cert as a list): read it every time
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._environment[key] = settings
+        return dict(settings)
 
 
-class Transport:
-    """Send requests through a session's urllib3 pools; see the module docstring.
+class PooledAdapter(HTTPAdapter):
+    """requests' ``HTTPAdapter`` without urllib3 retries (the client's own honour ``Retry-After``).
 
-    :param session: the session whose adapters, headers, proxies and TLS settings are used.
+    :param pool_maxsize: keep-alive connections kept per host.
+    """
+
+    def __init__(self, pool_maxsize: int = DEFAULT_POOLSIZE) -> None:
+        super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
+        self.pool_maxsize = pool_maxsize
+
+
+class RequestsTransport:
+    """Send :class:`Request` s through a ``requests.Session``, once each.
+
+    The session's connections are never shared across a fork: a process that did not open them
+    gets new ones (a forked child reading answers meant for its parent is what happens otherwise).
+
+    :param session: the session to send through.
     """
 
     def __init__(self, session: requests.Session) -> None:
         self.session = session
-        self._routes: dict[tuple[Any, ...], _Route] = {}
-        self._timeouts: dict[float, urllib3.Timeout] = {}
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
 
-    def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        timeout: float,
-    ) -> Answer:
-        """Send one request, once.
+    def send(self, request: Request, *, token: str | None, timeout: float) -> Answer:
+        """Send ``request`` once, with ``token`` as the bearer.
 
-        :param url: the full URL, query string included.
-        :param headers: headers on top of the session's.
-        :param body: the encoded body (set ``Content-Type`` in ``headers``).
         :param timeout: seconds to connect, and seconds to wait for each read.
-        :raises NoAnswer: when the connection failed or timed out.
+        :raises NoAnswer: when the connection failed, timed out, or the answer was too large.
         """
-        route = self._route(url)
-        if route is None:
-            return self._send_with_requests(method, url, headers=headers, body=body, timeout=timeout)
-        # As requests merges them: the session's headers, overridden case-insensitively, None dropped.
-        overridden = {name.lower() for name in headers}
-        merged = {
-            name: value
-            for name, value in self.session.headers.items()
-            if value is not None and name.lower() not in overridden
-        }
-        merged.update(headers)
-        parts = urlsplit(url)
-        if route.full_url_target:
-            target = url
-        else:
-            target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
-        try:
-            response = self._pool(route, url).urlopen(
-                method,
-                target,
-                body=body,
-                headers=merged,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=True,
-                decode_content=True,
-                timeout=self._timeout(timeout),
-            )
-        except NewConnectionError as exc:  # a subclass of ConnectTimeoutError, but refused, not slow
-            raise NoAnswer(_describe(exc), timed_out=False) from exc
-        except (ConnectTimeoutError, ReadTimeoutError) as exc:
-            raise NoAnswer(_describe(exc), timed_out=True) from exc
-        except SSLError as exc:
-            raise NoAnswer(_describe(exc), timed_out=False, permanent=_tls_is_permanent(exc)) from exc
-        except (HTTPError, OSError) as exc:
-            raise NoAnswer(_describe(exc), timed_out=False) from exc
-        except (ValueError, UnicodeError) as exc:
-            raise _unsendable(exc) from None
-        return Answer(response.status, response.headers, response.data)
-
-    def _send_with_requests(
-        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeout: float
-    ) -> Answer:
+        if self._pid != os.getpid():
+            self._after_fork()
         try:
             response = self.session.request(
-                method,
-                url,
-                headers=headers,
-                data=body,
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
                 timeout=timeout,
                 allow_redirects=False,
-                # A no-op auth: without it requests would put ~/.netrc credentials over the bearer.
-                auth=_keep_authorization,
+                auth=BearerAuth(token),
+                stream=True,
             )
         except requests.exceptions.SSLError as exc:
             cause = _cause(exc)
@@ -239,115 +207,58 @@ class Transport:
             raise NoAnswer(_describe(_cause(exc)), timed_out=False) from exc
         except (ValueError, UnicodeError) as exc:
             raise _unsendable(exc) from None
-        return Answer(response.status_code, response.headers, response.content)
-
-    # -- routing ---------------------------------------------------------------------------------
-
-    def _route(self, url: str) -> _Route | None:
-        """How to send to ``url`` directly, or ``None`` to send it through ``session.request``."""
-        session = self.session
-        if session.auth is not None or session.params or session.cookies or any(session.hooks.values()):
-            return None
-        if not _requests_is_unpatched():
-            return None
-        adapter = session.get_adapter(url)
-        if not _sends_like_http_adapter(adapter):
-            return None
-        parts = urlsplit(url)
-        proxies = session.proxies
-        key = (
-            adapter,
-            parts.scheme,
-            parts.netloc,
-            session.trust_env,
-            session.verify,
-            session.cert,
-            tuple(proxies.items()) if proxies else (),
-        )
         try:
-            route = self._routes.get(key)
-        except TypeError:  # an unhashable setting, e.g. cert given as a list: let requests read it
-            return None
-        if route is None:
-            route = self._routes[key] = _resolve(session, adapter, url)
-        return route
+            body = _read_capped(response)
+        finally:
+            response.close()
+        return Answer(response.status_code, response.headers, body)
 
-    def _pool(self, route: _Route, url: str) -> Any:
-        adapter = route.adapter
-        manager = adapter.poolmanager if route.proxy is None else adapter.proxy_manager_for(route.proxy)
-        pool = route.pool
-        # A pool is closed (its queue set to None) when its manager evicts or clears it, and the
-        # manager is replaced when the adapter grows: then look the pool up again.
-        if pool is None or pool.pool is None or route.manager is not manager:
-            pool = manager.connection_from_host(
-                route.host, route.port, route.scheme, pool_kwargs=route.pool_kwargs
-            )
-            # Sets the CA bundle (certifi's by default) on the pool, as every requests call does.
-            adapter.cert_verify(pool, url, route.verify, route.cert)  # type: ignore[no-untyped-call]
-            route.pool, route.manager = pool, manager
-        return pool
+    def ensure_pool(self, url: str, connections: int) -> None:
+        """Keep up to ``connections`` connections to ``url``'s host alive, for as many threads.
 
-    def _timeout(self, seconds: float) -> urllib3.Timeout:
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = self._timeouts[seconds] = urllib3.Timeout(connect=seconds, read=seconds)
-        return timeout
+        A pool smaller than the number of threads using it closes a connection after nearly every
+        call. Only the transport's own adapter is replaced, by a larger one mounted over it; an
+        adapter the user mounted is left alone. The old adapter's connections close once the
+        calls using them are done with it.
+        """
+        with self._lock:
+            adapter = self.session.get_adapter(url)
+            if type(adapter) is PooledAdapter and adapter.pool_maxsize < connections:
+                prefix = f"{urlsplit(url).scheme}://"
+                self.session.mount(prefix, PooledAdapter(pool_maxsize=connections))
 
-
-_ADAPTER_KINDS: dict[type[BaseAdapter], bool] = {}
+    def _after_fork(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # Closing the inherited sockets here closes this process's copies only: the parent's
+            # connections stay open, and neither process reads the other's answers again.
+            self.session.close()
+            self._pid = os.getpid()
 
 
-def _sends_like_http_adapter(adapter: BaseAdapter) -> TypeGuard[HTTPAdapter]:
-    """Whether an adapter sends as requests' own ``HTTPAdapter`` does (a subclass may configure its
-    pools, e.g. with an SSL context, but not send differently); test doubles such as requests-mock's
-    do not. Answered once per adapter class."""
-    kind = type(adapter)
-    verdict = _ADAPTER_KINDS.get(kind)
-    if verdict is None:
-        verdict = _ADAPTER_KINDS[kind] = issubclass(kind, HTTPAdapter) and all(
-            getattr(kind, name) is getattr(HTTPAdapter, name)
-            for name in ("send", "build_response", "add_headers", "request_url")
-        )
-    return verdict
-
-
-def _resolve(session: requests.Session, adapter: HTTPAdapter, url: str) -> _Route:
-    """Resolve proxies and TLS settings for ``url`` as ``Session.request`` and ``HTTPAdapter.send`` do."""
-    settings = session.merge_environment_settings(url, {}, None, None, None)
-    verify, cert = settings["verify"], settings["cert"]
-    proxy = select_proxy(url, settings["proxies"])
-    if proxy:
-        proxy = prepend_scheme_if_needed(proxy, "http")  # type: ignore[no-untyped-call]
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    # As requests' _urllib3_request_context: these select (and configure) the pool.
-    pool_kwargs: dict[str, Any] = {"cert_reqs": "CERT_NONE" if verify is False else "CERT_REQUIRED"}
-    if isinstance(verify, str):
-        import os
-
-        pool_kwargs["ca_cert_dir" if os.path.isdir(verify) else "ca_certs"] = verify
-    if cert is not None:
-        if isinstance(cert, tuple) and len(cert) == 2:
-            pool_kwargs["cert_file"], pool_kwargs["key_file"] = cert
-        else:
-            pool_kwargs["cert_file"] = cert
-    # As HTTPAdapter.request_url: a plain-HTTP request through an HTTP proxy names the whole URL.
-    full_url_target = bool(proxy) and scheme != "https" and not str(proxy).lower().startswith("socks")
-    return _Route(
-        adapter=adapter,
-        host=parts.hostname or "",
-        port=parts.port,
-        scheme=scheme,
-        proxy=proxy or None,
-        full_url_target=full_url_target,
-        pool_kwargs=pool_kwargs,
-        verify=verify,
-        cert=cert,
-    )
-
-
-def _keep_authorization(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    return request
+def _read_capped(response: requests.Response) -> bytes:
+    if not isinstance(response.raw, BaseHTTPResponse):
+        # A canned answer from a test double: its body is already in memory.
+        return response.content
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise NoAnswer(
+                    f"the answer ({response.status_code}) is over {MAX_ANSWER_BYTES // 2**20} MiB once "
+                    "decoded; this API's answers are a few hundred bytes",
+                    timed_out=False,
+                    permanent=True,
+                )
+            chunks.append(chunk)
+    except requests.exceptions.ConnectionError as exc:  # a read timeout or a cut connection mid-body
+        raise NoAnswer(_describe(_cause(exc)), timed_out="timed out" in str(exc).lower()) from exc
+    except requests.exceptions.RequestException as exc:  # ChunkedEncodingError, ContentDecodingError
+        raise NoAnswer(_describe(_cause(exc)), timed_out=False) from exc
+    return b"".join(chunks)
 
 
 def _cause(exc: requests.RequestException) -> BaseException:
@@ -381,11 +292,11 @@ def _tls_is_permanent(exc: BaseException) -> bool:
 
 
 def _unsendable(exc: BaseException) -> NoAnswer:
-    """A request that cannot be built, e.g. a header value with a line break. The error's own
-    text would quote the value, which may be the token: only its type is kept, and the chain
-    is cut (``from None``) so no traceback shows it either."""
+    """A request that cannot be built: a header value with a line break, a URL requests cannot
+    use. The error's own text could quote the value, which may be the token: only its type is
+    kept, and the chain is cut (``from None``) so no traceback shows it either."""
     return NoAnswer(
-        f"{type(exc).__name__}: a header or the URL holds characters HTTP cannot carry (value not shown)",
+        f"{type(exc).__name__}: the URL or a header holds something HTTP cannot carry (value not shown)",
         timed_out=False,
         permanent=True,
     )

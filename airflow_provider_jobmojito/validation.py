@@ -1,27 +1,47 @@
-"""Checks of the input to ``job-interview-set-state``, run before any request is sent."""
+"""Checks of the input to ``job-interview-set-state``, run before any request is sent.
+
+Every check of the package's arguments lives here, once: the hook, the bulk path and the
+operators call these and only turn a ``ValueError`` into the failure that suits them.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_jobmojito.exceptions import first_of
 from airflow_provider_jobmojito.status import InterviewStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: The forms of a UUID people write, once an ``urn:uuid:`` prefix or braces are taken off:
+#: hyphenated, or 32 hex digits. ``uuid.UUID()`` itself is laxer (it strips whitespace and
+#: accepts ``+`` and ``0x`` inside), which turned a malformed id into another, valid one.
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+_URN_PREFIX = "urn:uuid:"
 
 
 def parse_position_id(value: object, *, param: str = "position_id") -> str:
     """Return ``value`` as a canonical lower-case UUID string, or raise ``ValueError`` naming ``param``.
 
-    :param value: a UUID, or a string in any form :class:`uuid.UUID` reads.
+    :param value: a :class:`uuid.UUID`, or a string holding one, in upper or lower case:
+        ``3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e``, the same in braces, with an ``urn:uuid:``
+        prefix, or without hyphens. Nothing else: no whitespace, no other punctuation.
     :param param: the parameter name to put in the error message.
     """
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
+        text = value.lower()
+        if text.startswith(_URN_PREFIX):
+            text = text[len(_URN_PREFIX) :]
+        elif text.startswith("{") and text.endswith("}"):
+            text = text[1:-1]
+        if _UUID_TEXT.fullmatch(text):
+            return str(uuid.UUID(text))
     raise ValueError(f"{param} must be a UUID such as 3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e; got {value!r}.")
 
 
@@ -48,17 +68,12 @@ class StateChange:
     @classmethod
     def build(cls, position_id: object, status: object = None, is_embedded: object = None) -> StateChange:
         """Validate raw arguments; raise ``ValueError`` naming the first bad parameter."""
-        change = cls(
+        require_a_change(status, is_embedded)
+        return cls(
             position_id=parse_position_id(position_id),
             status=None if status is None else InterviewStatus.parse(status),
             is_embedded=parse_is_embedded(is_embedded),
         )
-        if change.status is None and change.is_embedded is None:
-            raise ValueError(
-                "Give status (one of "
-                f"{InterviewStatus.allowed()}) or is_embedded (True or False), or both; got neither."
-            )
-        return change
 
     def body(self) -> dict[str, Any]:
         """The JSON body for the API: only the fields that change."""
@@ -82,3 +97,69 @@ class StateChange:
     def describe(self) -> str:
         """A short account for log lines, e.g. ``position 3f2a6c1e -> archived, embedding off``."""
         return f"position {self.position_id} -> {self.summary}"
+
+
+def require_a_change(status: object, is_embedded: object) -> None:
+    """A state change needs ``status`` or ``is_embedded`` (or both): ``ValueError`` otherwise."""
+    if status is None and is_embedded is None:
+        raise ValueError(
+            f"Give status (one of {InterviewStatus.allowed()}) or is_embedded (True or False), "
+            "or both; got neither."
+        )
+
+
+def build_changes(position_ids: Iterable[object], status: object, is_embedded: object) -> list[StateChange]:
+    """Check a whole batch before anything is sent; one change per id, in input order.
+
+    :raises ValueError: naming the parameter: ``position_ids`` given as one string, an entry that
+        is not a UUID (with its index), an id listed twice; or a bad ``status``/``is_embedded``,
+        with the single call's message.
+    """
+    if isinstance(position_ids, str | bytes):
+        raise ValueError(
+            "position_ids must be a list of UUIDs, not one string; "
+            "use set_interview_state for a single position."
+        )
+    try:
+        ids = list(position_ids)
+    except TypeError:
+        raise ValueError(
+            f"position_ids must be a list of UUIDs; got {type(position_ids).__name__}."
+        ) from None
+    require_a_change(status, is_embedded)
+    parsed_status = None if status is None else InterviewStatus.parse(status)
+    parsed_embedding = parse_is_embedded(is_embedded)
+
+    canonical: list[str] = []
+    bad: list[str] = []
+    for index, value in enumerate(ids):
+        try:
+            canonical.append(parse_position_id(value, param=f"position_ids[{index}]"))
+        except ValueError:
+            bad.append(f"[{index}] {value!r}")
+    if bad:
+        raise ValueError(
+            f"position_ids must be UUIDs such as 3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e; "
+            f"{len(bad)} of {len(ids)} are not: {first_of(bad)}."
+        )
+
+    first_seen: dict[str, int] = {}
+    repeats: dict[str, list[int]] = {}
+    for index, position_id in enumerate(canonical):
+        first = first_seen.setdefault(position_id, index)
+        if first != index:
+            repeats.setdefault(position_id, [first]).append(index)
+    if repeats:
+        listed = first_of([f"{pid} at {', '.join(map(str, where))}" for pid, where in repeats.items()])
+        raise ValueError(
+            f"position_ids lists {len(repeats)} id(s) more than once (ids are compared as UUIDs, "
+            f"so case and hyphens do not matter): {listed}. Give each position once."
+        )
+    return [StateChange(position_id, parsed_status, parsed_embedding) for position_id in canonical]
+
+
+def check_max_workers(max_workers: object) -> int:
+    """``max_workers`` as a whole number of at least 1, or ``ValueError`` naming it."""
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValueError(f"max_workers must be a whole number of at least 1; got {max_workers!r}.")
+    return max_workers

@@ -1,62 +1,55 @@
-"""The JobMojito hook: the Airflow connection, the access token, and every HTTP call to the API."""
+"""The JobMojito hook: the Airflow connection, and one method per API endpoint.
+
+The HTTP work is the client layer's: :mod:`~airflow_provider_jobmojito.client` (retries, sign-in
+again on a 401, typed errors), :mod:`~airflow_provider_jobmojito.auth` (the token provider) and
+:mod:`~airflow_provider_jobmojito.transport` (the wire). The hook reads the connection, builds the
+client once, and names the calls.
+"""
 
 from __future__ import annotations
 
-import json as jsonlib
 import platform
 import threading
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlencode
 
-import pendulum
 import requests
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_jobmojito import __version__
-from airflow_provider_jobmojito.auth import SIGN_IN_CACHE, SignedInToken, jwt_expiry
-from airflow_provider_jobmojito.bulk import (
-    JobMojitoBulkError,
-    StateChangeResult,
-    apply_all,
-    build_changes,
-    check_max_workers,
-    failure_report,
-)
+from airflow_provider_jobmojito.answers import SET_STATE_PATH
+from airflow_provider_jobmojito.auth import TokenProvider
+from airflow_provider_jobmojito.bulk import StateChangeResult, apply_all, failure_report
+from airflow_provider_jobmojito.client import JobMojitoClient
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
-    JobMojitoClientError,
-    JobMojitoConfigError,
+    JobMojitoBulkError,
     JobMojitoError,
-    JobMojitoNotFoundError,
-    JobMojitoServerError,
     JobMojitoUnavailableError,
-    JobMojitoValidationError,
 )
-from airflow_provider_jobmojito.retry import RETRYABLE_STATUS_CODES, RetryPolicy, parse_retry_after
+from airflow_provider_jobmojito.masking import mask
 from airflow_provider_jobmojito.settings import HookSettings
-from airflow_provider_jobmojito.transport import Answer, NoAnswer, PooledAdapter, Transport
-from airflow_provider_jobmojito.validation import StateChange, parse_position_id
+from airflow_provider_jobmojito.transport import JobMojitoSession, PooledAdapter, RequestsTransport
+from airflow_provider_jobmojito.validation import (
+    StateChange,
+    build_changes,
+    check_max_workers,
+    parse_position_id,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Sequence
 
     from airflow_provider_jobmojito.status import InterviewStatus
 
-SET_STATE_PATH = "job-interview-set-state"
 GET_INTERVIEW_PATH = "job-interview-get"
 LIST_INTERVIEWS_PATH = "merchant-interview-list"
 
-#: A static token this close to its expiry is still sent, with a warning.
-EXPIRY_WARNING_WINDOW = pendulum.duration(minutes=10)
-_EXPIRY_WARNING_SECONDS = EXPIRY_WARNING_WINDOW.total_seconds()
-#: A signed-in token is reused until this long before it expires (or a tenth of its life).
-SIGN_IN_REUSE_MARGIN = pendulum.duration(seconds=60)
-
-_SERVER_ERROR_HINT = (
-    " job-interview-set-state also answers 500 for a position id it does not know and for an "
-    "authorization failure: check that the position exists and that this account may change it."
+USER_AGENT = (
+    f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
+    f"python/{platform.python_version()}"
 )
 
 
@@ -160,9 +153,6 @@ class JobMojitoHook(BaseHook):
             "supabase_anon_key": supabase_anon_key,
             "embed_base_url": embed_base_url,
         }
-        self._warned_expiry_for: str | None = None
-        # The static token and its expiry as a POSIX time, read once rather than on every call.
-        self._static_token_expiry: tuple[str, pendulum.DateTime | None, float | None] | None = None
         # The running set_interview_states call's stop event (set by cancel()); None between
         # calls, so a cancel with nothing running stops no later call.
         self._bulk_cancel: threading.Event | None = None
@@ -184,7 +174,7 @@ class JobMojitoHook(BaseHook):
         )
         for secret in (settings.password, settings.supabase_anon_key):
             if secret:
-                _mask(secret)
+                mask(secret)
         return settings
 
     @property
@@ -193,28 +183,27 @@ class JobMojitoHook(BaseHook):
         return self.settings.base_url
 
     def get_conn(self) -> requests.Session:
-        """The hook's HTTP session: reused across calls, so connections are kept alive."""
+        """The hook's HTTP session: reused across calls, so connections are kept alive.
+
+        Every call goes through it: headers, proxies, TLS settings and adapters set on it apply.
+        """
         return self._session
 
     @cached_property
     def _session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers.update(
-            {
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            }
-        )
-        # No urllib3 retries: the hook's own honour Retry-After and know which calls are safe.
-        adapter = PooledAdapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        session = JobMojitoSession()
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        # No urllib3 retries: the client's own honour Retry-After and know which calls are safe.
+        session.mount("https://", PooledAdapter())
+        session.mount("http://", PooledAdapter())
         return session
 
     @cached_property
-    def _transport(self) -> Transport:
-        """Sends the hook's calls through the session's connection pools (see :mod:`.transport`)."""
-        return Transport(self.get_conn())
+    def client(self) -> JobMojitoClient:
+        """The API client: tokens, retries and typed errors (:mod:`~airflow_provider_jobmojito.client`)."""
+        settings = self.settings
+        tokens = TokenProvider(settings, self.jobmojito_conn_id, log=self.log)
+        return JobMojitoClient(settings, tokens, RequestsTransport(self.get_conn()), log=self.log)
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -236,6 +225,28 @@ class JobMojitoHook(BaseHook):
             when embedding is on. The signing key is registered with the secret masker at once.
         """
         return self.apply(StateChange.build(position_id, status, is_embedded))
+
+    def apply(self, change: StateChange, *, stop: threading.Event | None = None) -> dict[str, Any]:
+        """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`.
+
+        :param stop: once set, retries stop (a cancelled bulk change).
+        """
+        # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
+        # returns the existing key), so retrying this POST after a lost answer is safe.
+        answer = self.client.call(
+            "POST", SET_STATE_PATH, json=change.body(), subject=f"position {change.position_id}", stop=stop
+        )
+        signing_key = answer.get("embed_signing_key")
+        if isinstance(signing_key, str):
+            mask(signing_key)
+        has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
+        if has_id != has_key or (change.is_embedded is True and not has_id):
+            # Callers rely on the two coming together; say so here rather than fail on a lookup.
+            raise JobMojitoError(
+                f"JobMojito switched embedding on for position {change.position_id} but did not "
+                "send both embed_id and embed_signing_key."
+            )
+        return answer
 
     def set_interview_states(
         self,
@@ -262,12 +273,15 @@ class JobMojitoHook(BaseHook):
         :param max_workers: calls in flight at once (a whole number, at least 1).
         :return: one :class:`~airflow_provider_jobmojito.bulk.StateChangeResult` per position, in
             input order, when every change was made.
-        :raises ~airflow_provider_jobmojito.bulk.JobMojitoBulkError: after every position was
+        :raises ~airflow_provider_jobmojito.exceptions.JobMojitoBulkError: after every position was
             attempted, when any failed. It carries every result (``.results``) and the failures
             (``.failed``), and the failures are logged with their errors. When every failure is
             permanent it is a ``JobMojitoPermanentBulkError``, an ``AirflowFailException``.
         """
-        changes = build_changes(position_ids, status, is_embedded)
+        return self.apply_many(build_changes(position_ids, status, is_embedded), max_workers=max_workers)
+
+    def apply_many(self, changes: Sequence[StateChange], *, max_workers: int = 8) -> list[StateChangeResult]:
+        """:meth:`set_interview_states` for changes already checked (one per position)."""
         workers = check_max_workers(max_workers)
         if not changes:
             self.log.info("No position ids given: nothing to change.")
@@ -275,33 +289,32 @@ class JobMojitoHook(BaseHook):
         # Created before anything is sent, so that a cancel during the sign-in is not lost.
         self._bulk_cancel = cancel = threading.Event()
         try:
-            return self._set_all(changes, workers, cancel)
+            return self._apply_all(changes, workers, cancel)
         finally:
             self._bulk_cancel = None
 
-    def _set_all(
-        self, changes: list[StateChange], workers: int, cancel: threading.Event
+    def _apply_all(
+        self, changes: Sequence[StateChange], workers: int, cancel: threading.Event
     ) -> list[StateChangeResult]:
         # Read the connection and get a token once, before the threads start: a missing, expired
         # or refused credential fails the whole call here instead of once per position.
-        settings = self.settings
-        self._access_token()
+        client = self.client
+        client.token(cancel)
         workers = min(workers, len(changes))
-        self._grow_pool(workers)
+        client.transport.ensure_pool(self.base_url, workers)
         self.log.info(
-            "Setting %d position(s) -> %s, %d call(s) at a time.",
-            len(changes),
-            changes[0].summary,
-            workers,
+            "Setting %d position(s) -> %s, %d call(s) at a time.", len(changes), changes[0].summary, workers
         )
         started = time.monotonic()
-        results = apply_all(changes, self.apply, max_workers=workers, cancel=cancel)
+        results = apply_all(
+            changes, lambda change: self.apply(change, stop=cancel), max_workers=workers, cancel=cancel
+        )
         failed = [result for result in results if not result.ok]
         elapsed = time.monotonic() - started
         if failed:
             self.log.error("%s", failure_report(failed, len(results)))
             raise JobMojitoBulkError.from_results(results)
-        self.log.info("Changed %d position(s) at %s in %.2f s.", len(results), settings.base_url, elapsed)
+        self.log.info("Changed %d position(s) at %s in %.2f s.", len(results), self.base_url, elapsed)
         return results
 
     def cancel(self) -> None:
@@ -310,36 +323,10 @@ class JobMojitoHook(BaseHook):
         Safe to call from another thread or a signal handler (an operator's ``on_kill``). Calls
         already in flight finish, without further retries; positions not yet sent fail with a
         "not sent" error, so the call still raises
-        :class:`~airflow_provider_jobmojito.bulk.JobMojitoBulkError` with every position's result.
+        :class:`~airflow_provider_jobmojito.exceptions.JobMojitoBulkError` with every position's result.
         """
         if self._bulk_cancel is not None:
             self._bulk_cancel.set()
-
-    def _grow_pool(self, connections: int) -> None:
-        """Let the pool keep ``connections`` connections alive (and build the transport before
-        the threads that share it start)."""
-        adapter = self._transport.session.get_adapter(self.base_url)
-        if isinstance(adapter, PooledAdapter):
-            adapter.grow(connections)
-
-    def apply(self, change: StateChange) -> dict[str, Any]:
-        """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`."""
-        # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
-        # returns the existing key), so retrying this POST after a lost answer is safe.
-        answer = self._call(
-            "POST", SET_STATE_PATH, json=change.body(), subject=f"position {change.position_id}"
-        )
-        signing_key = answer.get("embed_signing_key")
-        if isinstance(signing_key, str):
-            _mask(signing_key)
-        has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
-        if has_id != has_key or (change.is_embedded is True and not has_id):
-            # Callers rely on the two coming together; say so here rather than fail on a lookup.
-            raise JobMojitoError(
-                f"JobMojito switched embedding on for position {change.position_id} but did not "
-                "send both embed_id and embed_signing_key."
-            )
-        return answer
 
     def enable_embedding(self, position_id: str) -> EmbedKeys:
         """Switch iframe embedding on and return the embed keys (the existing ones, if any).
@@ -361,8 +348,9 @@ class JobMojitoHook(BaseHook):
 
         :param position_id: the interview or position id (a UUID).
         """
-        params = {"position_id": parse_position_id(position_id)}
-        return self._call("GET", GET_INTERVIEW_PATH, params=params)
+        return self.client.call(
+            "GET", GET_INTERVIEW_PATH, params={"position_id": parse_position_id(position_id)}
+        )
 
     def list_interviews(self, **params: str | int) -> dict[str, Any]:
         """List the account's interviews (``GET merchant-interview-list``).
@@ -370,7 +358,7 @@ class JobMojitoHook(BaseHook):
         :param params: the endpoint's query parameters, e.g. ``status="active", limit=100``.
         :return: ``{"data": [...], "pagination": {...}}``.
         """
-        return self._call("GET", LIST_INTERVIEWS_PATH, params=params)
+        return self.client.call("GET", LIST_INTERVIEWS_PATH, params=params)
 
     def embed_url(self, embed_id: str) -> str:
         """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""
@@ -380,7 +368,7 @@ class JobMojitoHook(BaseHook):
         """Check the connection with a read call that changes nothing, and say what to fix."""
         try:
             settings = self.settings
-            answer = self._call("GET", LIST_INTERVIEWS_PATH, params={"limit": 1}, max_retries=0)
+            answer = self.client.call("GET", LIST_INTERVIEWS_PATH, params={"limit": 1}, max_retries=0)
         except JobMojitoAuthError as exc:
             return False, f"Authentication failed: {exc}"
         except JobMojitoUnavailableError as exc:
@@ -391,333 +379,3 @@ class JobMojitoHook(BaseHook):
         total = pagination.get("total") if isinstance(pagination, dict) else None
         seen = f" ({total} interviews visible)" if isinstance(total, int) else ""
         return True, f"Connected to {settings.base_url}: the access token was accepted{seen}."
-
-    # -- requests --------------------------------------------------------------------------------
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        max_retries: int | None = None,
-        subject: str | None = None,
-    ) -> dict[str, Any]:
-        """Call the API with a bearer token; map its errors to :mod:`~airflow_provider_jobmojito.exceptions`.
-
-        In sign-in mode a 401 signs in again once: the cached token may have been revoked early.
-
-        :param subject: what the call is about, for retry and give-up messages (``position <id>``).
-        """
-        settings = self.settings
-        url = f"{settings.base_url}/{path}"
-        query = {name: value for name, value in (params or {}).items() if value is not None}
-        if query:
-            url += "?" + urlencode(query, doseq=True)
-        what = f"JobMojito {method} /{path}" + (f" for {subject}" if subject else "")
-        signed_in_again = False
-        while True:
-            token = self._access_token()
-            response = self._send(
-                method,
-                url,
-                what=what,
-                headers={"Authorization": f"Bearer {token}"},
-                json=json,
-                max_retries=max_retries,
-            )
-            if response.status == 401 and settings.signs_in and not signed_in_again:
-                SIGN_IN_CACHE.discard(self._sign_in_key, token)
-                signed_in_again = True
-                self.log.info("JobMojito refused the signed-in token (401); signing in again.")
-                continue
-            if 300 <= response.status < 400:
-                # Following would re-send the POST elsewhere, or turn it into a GET.
-                raise JobMojitoConfigError(
-                    f"{what} was redirected ({response.status}) to {response.headers.get('Location')!r}: "
-                    "set the connection's host to the API base URL itself."
-                )
-            if response.status >= 400:
-                self._raise_for(response, f"{method} /{path}")
-            answer = _json_of(response, f"{method} /{path}")
-            if not isinstance(answer, dict):
-                # Every endpoint answers an object; anything else would fail later, less clearly.
-                raise JobMojitoError(
-                    f"JobMojito answered {response.status} to {method} /{path} with a JSON "
-                    f"{type(answer).__name__}, not an object.",
-                    status_code=response.status,
-                )
-            return answer
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        what: str,
-        headers: Mapping[str, str],
-        json: Mapping[str, Any] | None = None,
-        max_retries: int | None = None,
-    ) -> Answer:
-        """Send one request, retrying transient failures with backoff; return the final answer.
-
-        :param url: the full URL, query string included.
-        :param json: the body, sent as JSON.
-        """
-        settings = self.settings
-        policy = settings.retry
-        if max_retries is not None:
-            policy = RetryPolicy(max_retries, policy.backoff_factor, policy.backoff_max)
-        transport = self._transport
-        body: bytes | None = None
-        if json is not None:
-            body = jsonlib.dumps(json, allow_nan=False, separators=(",", ":")).encode()
-            headers = {**headers, "Content-Type": "application/json"}
-        attempts = policy.max_retries + 1
-        for retry_number in range(attempts):
-            failure: str
-            retry_after: float | None = None
-            status_code: int | None = None
-            try:
-                response = transport.send(method, url, headers=headers, body=body, timeout=settings.timeout)
-            except NoAnswer as exc:
-                if exc.permanent:
-                    raise JobMojitoConfigError(f"{what} failed and no retry can help: {exc.reason}") from None
-                if exc.timed_out:
-                    failure = f"got no answer within {settings.timeout:g} s"
-                else:
-                    failure = f"could not be reached ({exc.reason})"
-            else:
-                if response.status not in RETRYABLE_STATUS_CODES:
-                    return response
-                status_code = response.status
-                failure = f"answered {status_code}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None and retry_after > policy.backoff_max:
-                raise JobMojitoUnavailableError(
-                    f"{what} {failure} and asked to wait {retry_after:g} s before trying again, "
-                    f"longer than backoff_max ({policy.backoff_max:g} s): giving up.",
-                    status_code=status_code,
-                )
-            if retry_number + 1 == attempts:
-                raise JobMojitoUnavailableError(
-                    f"{what} {failure}; gave up after {attempts} attempt(s).",
-                    status_code=status_code,
-                )
-            wait = retry_after if retry_after is not None else policy.backoff(retry_number)
-            self.log.warning(
-                "%s %s (attempt %d of %d); retrying in %.2f s.",
-                what,
-                failure,
-                retry_number + 1,
-                attempts,
-                wait,
-            )
-            self._wait_before_retry(wait, f"{what} {failure}", status_code)
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
-
-    def _wait_before_retry(self, seconds: float, failure: str, status_code: int | None) -> None:
-        cancel = self._bulk_cancel
-        if cancel is None:
-            time.sleep(seconds)
-        elif cancel.wait(seconds):
-            # A stopped bulk call must not outlive its task by minutes of retries.
-            raise JobMojitoUnavailableError(
-                f"{failure}; stopped retrying: the bulk change was stopped.", status_code=status_code
-            )
-
-    def _raise_for(self, response: Answer, what: str) -> NoReturn:
-        status = response.status
-        error, field = _error_of(response)
-        detail = f": {error}" if error else ""
-        if field:
-            detail += f" (field: {field})"
-        message = f"JobMojito answered {status} to {what}{detail}."
-        kwargs: dict[str, Any] = {"status_code": status, "error": error, "field": field}
-        if status in (401, 403):
-            raise JobMojitoAuthError(message + self._auth_hint(), **kwargs)
-        if status == 422:
-            raise JobMojitoValidationError(message, **kwargs)
-        if status == 404:
-            raise JobMojitoNotFoundError(message, **kwargs)
-        if status < 500:
-            raise JobMojitoClientError(message, **kwargs)
-        hint = _SERVER_ERROR_HINT if status == 500 and SET_STATE_PATH in what else ""
-        raise JobMojitoServerError(message + hint, **kwargs)
-
-    def _raise_for_sign_in(self, response: Answer) -> NoReturn:
-        """Refused credentials are permanent; a sign-in service that is down or misplaced is not
-        a credentials problem, and saying so would send the user to change a good password."""
-        settings = self.settings
-        status = response.status
-        error, _ = _error_of(response)
-        reason = f"({status}): {error or 'no reason given'}."
-        kwargs: dict[str, Any] = {"status_code": status, "error": error}
-        if status >= 500:
-            where = settings.supabase_url
-            raise JobMojitoServerError(f"Supabase sign-in at {where} failed {reason}", **kwargs)
-        if status not in _SIGN_IN_REFUSALS:
-            raise JobMojitoConfigError(
-                f"Supabase sign-in at {settings.supabase_url} answered {status}: check the connection's "
-                "supabase_url (the project URL, without /auth/v1).",
-                **kwargs,
-            )
-        raise JobMojitoAuthError(
-            f"Sign-in to {settings.supabase_url} as {settings.login} was refused {reason}", **kwargs
-        )
-
-    def _auth_hint(self) -> str:
-        if self.settings.signs_in:
-            return " The signed-in account may not use this API, or its session was revoked."
-        return (
-            f" Check the access token in connection {self.jobmojito_conn_id!r}: it may be revoked, "
-            "signed out, or belong to another environment."
-        )
-
-    # -- tokens ----------------------------------------------------------------------------------
-
-    def _access_token(self) -> str:
-        settings = self.settings
-        if settings.signs_in:
-            return self._signed_in_token()
-        if not settings.password:
-            raise JobMojitoConfigError(
-                f"Connection {self.jobmojito_conn_id!r} has no access token: put it in the password "
-                "field, or set login (e-mail) and password to sign in."
-            )
-        self._check_static_token(settings.password)
-        return settings.password
-
-    def _check_static_token(self, token: str) -> None:
-        """Refuse an expired JWT before sending it; warn once when it is about to expire."""
-        known = self._static_token_expiry
-        if known is None or known[0] != token:
-            expiry = jwt_expiry(token)
-            known = (token, expiry, None if expiry is None else expiry.timestamp())
-            self._static_token_expiry = known
-        _, expires_at, expires_ts = known
-        if expires_at is None or expires_ts is None:
-            return
-        # Plain POSIX times on the hot path: this runs before every call.
-        remaining = expires_ts - time.time()
-        if remaining > _EXPIRY_WARNING_SECONDS or (remaining > 0 and self._warned_expiry_for == token):
-            return
-        now = pendulum.now("UTC")
-        if expires_at <= now:
-            raise JobMojitoAuthError(
-                f"The access token in connection {self.jobmojito_conn_id!r} expired at "
-                f"{expires_at.to_iso8601_string()} ({expires_at.diff_for_humans()}). Put a fresh "
-                "token in the connection's password, or set login (e-mail) and password so the hook "
-                "signs in by itself.",
-                status_code=None,
-            )
-        if expires_at - now < EXPIRY_WARNING_WINDOW and self._warned_expiry_for != token:
-            self._warned_expiry_for = token
-            self.log.warning(
-                "The access token in connection %r expires at %s (%s).",
-                self.jobmojito_conn_id,
-                expires_at.to_iso8601_string(),
-                expires_at.diff_for_humans(),
-            )
-
-    @cached_property
-    def _sign_in_key(self) -> tuple[str, str, str]:
-        settings = self.settings
-        return SIGN_IN_CACHE.key(settings.supabase_url, settings.login, settings.password)
-
-    def _signed_in_token(self) -> str:
-        key = self._sign_in_key
-        # A fresh cached token needs no lock; the lock is held across a sign-in on purpose, so
-        # that threads finding the cache empty together sign in once, not once each.
-        cached = SIGN_IN_CACHE.get(key)
-        if cached is None:
-            with SIGN_IN_CACHE.lock:
-                cached = SIGN_IN_CACHE.get(key)
-                if cached is None:
-                    cached = self._sign_in()
-                    SIGN_IN_CACHE.put(key, cached)
-        return cached.access_token
-
-    def _sign_in(self) -> SignedInToken:
-        """Supabase's password grant: trade the e-mail and password for an access token."""
-        settings = self.settings
-        url = f"{settings.supabase_url}/auth/v1/token?grant_type=password"
-        headers = {"apikey": settings.supabase_anon_key} if settings.supabase_anon_key else {}
-        what = "Supabase sign-in"
-        response = self._send(
-            "POST",
-            url,
-            what=what,
-            headers=headers,
-            json={"email": settings.login, "password": settings.password},
-        )
-        if response.status >= 300:
-            self._raise_for_sign_in(response)
-        answer = _json_of(response, what)
-        token = answer.get("access_token") if isinstance(answer, dict) else None
-        if not isinstance(token, str) or not token:
-            raise JobMojitoAuthError(f"{what} answered without an access_token.")
-        _mask(token)
-        now = pendulum.now("UTC")
-        # expires_in is relative, so a local clock that runs ahead cannot make every cached
-        # token look expired; the JWT's absolute exp is the fallback.
-        lifetime = answer.get("expires_in")
-        if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
-            expires_at = now.add(seconds=lifetime)
-        else:
-            expires_at = jwt_expiry(token) or now.add(hours=1)
-        margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)
-        self.log.info("Signed in to JobMojito as %s; token valid until %s.", settings.login, expires_at)
-        return SignedInToken(access_token=token, expires_at=expires_at - margin)
-
-
-USER_AGENT = (
-    f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
-    f"python/{platform.python_version()}"
-)
-
-
-#: How Supabase's password grant refuses credentials (400 invalid_grant, 422 a malformed
-#: e-mail, 401/403 a wrong anon key); any other answer means the request went to the wrong place.
-_SIGN_IN_REFUSALS = frozenset({400, 401, 403, 422})
-
-_MASK_LOCK = threading.Lock()
-
-
-def _mask(secret: str) -> None:
-    """Register ``secret`` with Airflow's secret masker.
-
-    Serialised: the masker rebuilds one pattern from its set of secrets without a lock, so two
-    threads of a bulk call registering keys at once could leave one key out of the pattern.
-    """
-    with _MASK_LOCK:
-        mask_secret(secret)
-
-
-def _json_of(response: Answer, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise JobMojitoError(
-            f"JobMojito answered {response.status} to {what} with a body that is not JSON.",
-            status_code=response.status,
-        ) from None
-
-
-def _error_of(response: Answer) -> tuple[str | None, str | None]:
-    """The API's ``error`` text and ``name`` of the field, if the body has them.
-
-    Only these two short fields are kept: a whole body could echo what was sent.
-    Supabase's auth endpoints spell the text ``error_description`` or ``msg``.
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    texts = (body.get(key) for key in ("error_description", "msg", "error", "message"))
-    text = next((value for value in texts if isinstance(value, str)), None)
-    field = body.get("name") if isinstance(body.get("name"), str) else None
-    return text, field

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_jobmojito.bulk import build_changes, check_max_workers
 from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoBulkError
 from airflow_provider_jobmojito.status import InterviewStatus
-from airflow_provider_jobmojito.validation import StateChange, parse_is_embedded, parse_position_id
+from airflow_provider_jobmojito.validation import (
+    StateChange,
+    build_changes,
+    check_max_workers,
+    parse_is_embedded,
+    parse_position_id,
+    require_a_change,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -89,6 +96,8 @@ class SetInterviewStateOperator(BaseOperator):
     :param push_signing_key: push signing keys to XCom when the API returns them. Anyone who can
         read this task's XComs can read them: see the README's XCom section.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
+    :param hook_params: keyword arguments for the hook, over the connection's extras: this task's
+        ``timeout``, ``max_retries``, ``backoff_factor``, ``backoff_max``...
     """
 
     template_fields: Sequence[str] = (
@@ -99,8 +108,6 @@ class SetInterviewStateOperator(BaseOperator):
         "jobmojito_conn_id",
     )
     ui_color = "#e9f5ff"
-    #: The hook of a running bulk change, for on_kill.
-    _bulk_hook: JobMojitoHook | None = None
 
     def __init__(
         self,
@@ -112,6 +119,7 @@ class SetInterviewStateOperator(BaseOperator):
         max_workers: int = 8,
         push_signing_key: bool = True,
         jobmojito_conn_id: str = "jobmojito_default",
+        hook_params: Mapping[str, Any] | None = None,
         map_index_template: str | None = MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
@@ -125,7 +133,15 @@ class SetInterviewStateOperator(BaseOperator):
         self.max_workers = max_workers
         self.push_signing_key = push_signing_key
         self.jobmojito_conn_id = jobmojito_conn_id
+        self.hook_params: Mapping[str, Any] = {} if hook_params is None else hook_params
         self._check_literals()
+
+    @cached_property
+    def hook(self) -> JobMojitoHook:
+        """The hook of this task (built on first use: it reads no connection until a call)."""
+        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+        return JobMojitoHook(self.jobmojito_conn_id, **self.hook_params)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -149,11 +165,10 @@ class SetInterviewStateOperator(BaseOperator):
                 f"{'both' if self.position_id is not None else 'neither'}."
             )
         _check_literal_values(vars(self))
-        if self.status is None and self.is_embedded is None:
-            raise JobMojitoArgumentError(
-                f"{type(self).__name__} {self.task_id!r}: give status (one of "
-                f"{InterviewStatus.allowed()}) or is_embedded (True or False), or both; got neither."
-            )
+        try:
+            require_a_change(self.status, self.is_embedded)
+        except ValueError as exc:
+            raise JobMojitoArgumentError(f"{type(self).__name__} {self.task_id!r}: {exc}") from None
 
     def _rendered_status_and_embedding(self) -> tuple[object, object]:
         return _rendered_none(self.status), _rendered_none(_rendered_bool(self.is_embedded))
@@ -165,13 +180,10 @@ class SetInterviewStateOperator(BaseOperator):
             raise _permanent(self.task_id, exc) from exc
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
-
         if self.position_ids is not None:
-            self._bulk_hook = JobMojitoHook(self.jobmojito_conn_id)
-            return self._execute_bulk(context, self._bulk_hook)
+            return self._execute_bulk(context, self.hook)
         change = self._rendered_change()
-        hook = JobMojitoHook(self.jobmojito_conn_id)
+        hook = self.hook
         started = time.monotonic()
         answer = hook.apply(change)
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -198,8 +210,7 @@ class SetInterviewStateOperator(BaseOperator):
     def on_kill(self) -> None:
         """Stop a bulk change from sending more positions; the task then fails with each
         position's result (those never sent say so)."""
-        if self._bulk_hook is not None:
-            self._bulk_hook.cancel()
+        self.hook.cancel()
 
     def _push_embed_keys(
         self, context: Context, hook: JobMojitoHook, answer: dict[str, Any]
@@ -225,18 +236,11 @@ class SetInterviewStateOperator(BaseOperator):
                     "position_ids rendered to one string, not a list: Jinja renders to text, so pass "
                     "an upstream task's output, or set render_template_as_native_obj=True on the DAG."
                 )
-            status, rendered_embedding = self._rendered_status_and_embedding()
-            is_embedded = parse_is_embedded(rendered_embedding)
-            changes = build_changes(self.position_ids, status, is_embedded)  # type: ignore[arg-type]
+            changes = build_changes(self.position_ids or (), *self._rendered_status_and_embedding())
         except ValueError as exc:
             raise _permanent(self.task_id, exc) from exc
         try:
-            results = hook.set_interview_states(
-                [change.position_id for change in changes],
-                status=status,  # type: ignore[arg-type]
-                is_embedded=is_embedded,
-                max_workers=self.max_workers,
-            )
+            results = hook.apply_many(changes, max_workers=self.max_workers)
         except JobMojitoBulkError as error:
             self._push_bulk_results(context, hook, error.results, changes)
             raise
@@ -291,6 +295,19 @@ def _check_push_signing_key(value: object) -> None:
         raise ValueError(f"push_signing_key must be True or False; got {value!r}.")
 
 
+def _check_hook_params(value: object) -> None:
+    from airflow_provider_jobmojito.settings import EXTRAS
+
+    if not isinstance(value, dict):
+        raise ValueError(f"hook_params must be a dict of hook arguments; got {type(value).__name__}.")
+    for name, setting in value.items():
+        if name not in EXTRAS:
+            raise ValueError(f"hook_params has an unknown argument {name!r}; known: {', '.join(EXTRAS)}.")
+        parse, _ = EXTRAS[name]
+        if setting is not None:
+            parse(f"hook_params[{name!r}]", setting)
+
+
 #: The check of each argument whose literal value can be known when the DAG is parsed.
 _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "position_id": parse_position_id,
@@ -300,6 +317,7 @@ _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "is_embedded": lambda value: parse_is_embedded(_rendered_bool(value)),
     "max_workers": check_max_workers,
     "push_signing_key": _check_push_signing_key,
+    "hook_params": _check_hook_params,
 }
 
 
@@ -315,9 +333,9 @@ def _check_literal_values(arguments: Mapping[str, Any]) -> None:
                 raise JobMojitoArgumentError(str(exc)) from None
 
 
-def _permanent(task_id: str, exc: ValueError) -> AirflowFailException:
+def _permanent(task_id: str, exc: ValueError) -> JobMojitoArgumentError:
     """Rendered input that is wrong stays wrong: no Airflow retry can fix it."""
-    return AirflowFailException(f"Task {task_id!r}: {exc}")
+    return JobMojitoArgumentError(f"Task {task_id!r}: {exc}")
 
 
 class EmbedOperator(SetInterviewStateOperator):

@@ -14,7 +14,12 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 
-from airflow_provider_jobmojito.exceptions import JobMojitoBulkError, JobMojitoValidationError
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoArgumentError,
+    JobMojitoBulkError,
+    JobMojitoUnavailableError,
+    JobMojitoValidationError,
+)
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
 from tests.conftest import AIRFLOW_V3, dag_bag, logged_lines, run_inline_dag
 
@@ -42,7 +47,7 @@ class TestConstruction:
             ({"position_id": P1, "status": "actve"}, ["status must be one of", "draft, active, archived"]),
             ({"position_id": "pos-1", "status": "active"}, ["position_id must be a UUID"]),
             ({"position_id": P1, "is_embedded": "yes"}, ["is_embedded must be True, False or None"]),
-            ({"position_id": P1}, ["give status", "or is_embedded"]),
+            ({"position_id": P1}, ["Give status", "or is_embedded"]),
             ({"position_id": P1, "status": "active", "push_signing_key": "no"}, ["push_signing_key"]),
         ],
     )
@@ -127,6 +132,34 @@ class TestConstruction:
         (error,) = bag.import_errors.values()
         assert "status must be one of draft, active, archived, deleted, preparing, completed" in error
         assert "'actve'" in error
+
+
+class TestHookParams:
+    def test_hook_params_set_this_tasks_timeout_and_retries_over_the_connection(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        jobmojito_sandbox.seed([{"id": P1, "status": "draft"}])
+        jobmojito_sandbox.add_fault("status", status=503, count=5)
+        jobmojito_conn()
+        operator = SetInterviewStateOperator(
+            task_id="t", position_id=P1, status="active", hook_params={"max_retries": 1, "timeout": 2}
+        )
+        with pytest.raises(JobMojitoUnavailableError, match="gave up after 2 attempt"):
+            operator.execute(context={"ti": mock.Mock()})
+        assert operator.hook.settings.timeout == 2.0
+        assert operator.hook is operator.hook  # one hook per task
+
+    @pytest.mark.parametrize(
+        ("hook_params", "message"),
+        [
+            ({"retries": 1}, "hook_params has an unknown argument 'retries'; known: timeout, max_retries"),
+            ({"timeout": -1}, "hook_params['timeout'] must be a number of seconds"),
+            ([("timeout", 1)], "hook_params must be a dict"),
+        ],
+    )
+    def test_bad_hook_params_fail_when_the_dag_is_built(self, hook_params: Any, message: str) -> None:
+        with pytest.raises(JobMojitoArgumentError, match=re.escape(message)):
+            SetInterviewStateOperator(task_id="t", position_id=P1, status="active", hook_params=hook_params)
 
 
 class TestExecute:
@@ -469,8 +502,8 @@ class TestBulk:
         operator = SetInterviewStateOperator(task_id="t", position_ids=ids, status="archived", max_workers=2)
         original, calls, lock = JobMojitoHook.apply, [], threading.Lock()
 
-        def apply(hook: JobMojitoHook, change: Any) -> dict[str, Any]:
-            answer = original(hook, change)
+        def apply(hook: JobMojitoHook, change: Any, **kwargs: Any) -> dict[str, Any]:
+            answer = original(hook, change, **kwargs)
             with lock:
                 calls.append(change)
                 if len(calls) == 3:

@@ -1,4 +1,4 @@
-"""How the hook's calls reach the wire: the session's pools directly, or requests where it matters."""
+"""How the hook's calls reach the wire: through its requests.Session, once per attempt."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from requests.adapters import BaseAdapter
 
 from airflow_provider_jobmojito.exceptions import JobMojitoConfigError, JobMojitoUnavailableError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
-from airflow_provider_jobmojito.transport import NoAnswer, Transport
+from airflow_provider_jobmojito.transport import NoAnswer, Request, RequestsTransport
 
 POSITION = "2b4d6f80-1a3c-4e5f-8a9b-0c1d2e3f4a5b"
 SET_STATE = "/functions/v1/job-interview-set-state"
@@ -119,14 +119,11 @@ def handshake_dropper() -> Iterator[tuple[str, list[int]]]:
     listener.close()
 
 
-@pytest.mark.parametrize("through_requests", [False, True], ids=["direct", "through requests"])
 def test_a_tls_handshake_cut_short_is_transient_and_retried(
-    handshake_dropper: tuple[str, list[int]], jobmojito_conn: Any, through_requests: bool
+    handshake_dropper: tuple[str, list[int]], jobmojito_conn: Any
 ) -> None:
     url, accepted = handshake_dropper
-    hook = JobMojitoHook(jobmojito_conn(host=url), max_retries=2)
-    if through_requests:
-        hook.get_conn().auth = lambda request: request  # any session auth routes through requests
+    hook = JobMojitoHook(jobmojito_conn(host=url), max_retries=2, backoff_max=0)
     # "EOF occurred" or "Connection reset by peer", depending on when the server's close lands.
     with pytest.raises(
         JobMojitoUnavailableError, match=r"could not be reached .* gave up after 3 attempt"
@@ -136,20 +133,11 @@ def test_a_tls_handshake_cut_short_is_transient_and_retried(
     assert len(accepted) == 3
 
 
-@pytest.mark.parametrize("through_requests", [False, True], ids=["direct", "through requests"])
-def test_a_header_value_http_cannot_carry_is_refused_without_quoting_it(
-    sandbox: Any, through_requests: bool
-) -> None:
-    session = requests.Session()
-    if through_requests:
-        session.auth = lambda request: request
+def test_a_header_value_http_cannot_carry_is_refused_without_quoting_it(sandbox: Any) -> None:
     secret = "secret-after-the-line-break-0123456789"
     with pytest.raises(NoAnswer) as raised:
-        Transport(session).send(
-            "GET",
-            sandbox.url + "/_sandbox/health",
-            headers={"Authorization": f"Bearer x\n{secret}"},
-            timeout=5,
+        RequestsTransport(requests.Session()).send(
+            Request("GET", sandbox.url + "/_sandbox/health"), token=f"x\n{secret}", timeout=5
         )
     assert raised.value.permanent
     assert "cannot carry (value not shown)" in raised.value.reason
@@ -202,10 +190,3 @@ class TestTestDoublesStillSeeEveryCall:
         with mock.patch.object(requests.Session, "request", return_value=canned) as patched:
             assert hook.set_interview_state(POSITION, status="active") == {"success": True}
         assert patched.call_args.args[:2] == ("POST", f"http://jobmojito.invalid{SET_STATE}")
-
-    def test_a_session_with_auth_goes_through_requests(self) -> None:
-        session = requests.Session()
-        transport = Transport(session)
-        assert transport._route("http://127.0.0.1:9/x") is not None
-        session.auth = ("user", "pass")
-        assert transport._route("http://127.0.0.1:9/x") is None

@@ -13,19 +13,17 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_jobmojito.bulk import (
-    JobMojitoBulkError,
-    JobMojitoPermanentBulkError,
-    StateChangeResult,
-)
+from airflow_provider_jobmojito import masking as masking_module
+from airflow_provider_jobmojito.bulk import StateChangeResult
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
+    JobMojitoBulkError,
     JobMojitoError,
+    JobMojitoPermanentBulkError,
     JobMojitoServerError,
     JobMojitoUnavailableError,
     JobMojitoValidationError,
 )
-from airflow_provider_jobmojito.hooks import jobmojito as hook_module
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
 from tests.conftest import logged_lines
@@ -363,9 +361,9 @@ class TestSignInAndSecrets:
         ids = new_ids(6)
         seed(jobmojito_sandbox, ids)
         masked: list[str] = []
-        real_mask = hook_module.mask_secret
+        real_mask = masking_module.mask_secret
         monkeypatch.setattr(
-            hook_module, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1]
+            masking_module, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1]
         )
         jobmojito_sandbox.add_fault("status", status=503, count=2, path=SET_STATE)  # logged retries
 
@@ -430,8 +428,8 @@ class TestStopping:
         lock, done = threading.Lock(), [0]
         original = hook.apply
 
-        def apply(change: Any) -> dict[str, Any]:
-            answer = original(change)
+        def apply(change: Any, **kwargs: Any) -> dict[str, Any]:
+            answer = original(change, **kwargs)
             with lock:
                 done[0] += 1
                 if done[0] == after:
@@ -461,13 +459,13 @@ class TestStopping:
     ) -> None:
         ids = new_ids(20)
         seed(jobmojito_sandbox, ids)
-        original = hook._access_token
+        original = hook.client.token
 
-        def access_token() -> str:
+        def token(stop: Any = None) -> str:
             hook.cancel()  # as an on_kill arriving while the token is fetched
-            return original()
+            return original(stop)
 
-        monkeypatch.setattr(hook, "_access_token", access_token)
+        monkeypatch.setattr(hook.client, "token", token)
         with pytest.raises(JobMojitoBulkError, match="20 of 20 positions failed"):
             hook.set_interview_states(ids, status="active")
         assert set_state_calls(jobmojito_sandbox) == []
@@ -479,14 +477,16 @@ class TestStopping:
         seed(jobmojito_sandbox, ids)
         jobmojito_sandbox.add_fault("status", status=503, count=100, path=SET_STATE)
         hook = JobMojitoHook(jobmojito_conn(), max_retries=6, backoff_factor=1, backoff_max=2)
-        timer = threading.Timer(0.3, hook.cancel)
-        timer.start()
-        try:
-            with pytest.raises(JobMojitoBulkError, match="stopped retrying: the bulk change was stopped"):
-                hook.set_interview_states(ids, status="active")
-        finally:
-            timer.cancel()
-        assert len(set_state_calls(jobmojito_sandbox)) < 7  # not every one of the 7 attempts
+        real_wait = hook.client.wait
+
+        def cancel_then_wait(seconds: float, stop: threading.Event | None) -> bool:
+            hook.cancel()  # an on_kill arriving while the first retry waits
+            return real_wait(seconds, stop)
+
+        hook.client.wait = cancel_then_wait
+        with pytest.raises(JobMojitoBulkError, match="stopped retrying: the bulk change was stopped"):
+            hook.set_interview_states(ids, status="active")
+        assert len(set_state_calls(jobmojito_sandbox)) == 1  # not one of the 6 retries
 
     def test_a_cancel_before_the_call_does_not_stop_it(
         self, hook: JobMojitoHook, jobmojito_sandbox: Any

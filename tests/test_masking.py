@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_jobmojito import masking as masking_module
 from airflow_provider_jobmojito.exceptions import JobMojitoError
-from airflow_provider_jobmojito.hooks import jobmojito as hook_module
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
 
@@ -21,8 +21,8 @@ def test_signing_key_is_registered_with_the_masker_when_parsed(
 ) -> None:
     jobmojito_sandbox.seed([{"id": POSITION, "status": "active"}])
     masked: list[str] = []
-    real_mask = hook_module.mask_secret
-    monkeypatch.setattr(hook_module, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1])
+    real_mask = masking_module.mask_secret
+    monkeypatch.setattr(masking_module, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1])
     keys = JobMojitoHook(jobmojito_conn()).enable_embedding(POSITION)
     assert keys["embed_signing_key"] in masked
 
@@ -94,7 +94,7 @@ def test_password_anon_key_and_signed_in_token_are_registered_with_the_masker(jo
         )
         hook = JobMojitoHook(conn_id)
         hook.set_interview_state(POSITION, status="active")
-        cached = SIGN_IN_CACHE.get(hook._sign_in_key)
+        cached = SIGN_IN_CACHE.get(SIGN_IN_CACHE.key(hook.settings.supabase_url, EMAIL, PASSWORD))
         assert cached is not None
         for secret in (PASSWORD, anon_key, cached.access_token):
             assert redact(f"x {secret} y") == "x *** y"

@@ -1,0 +1,107 @@
+"""What an API answer means: the status-to-exception mapping, and reading its JSON.
+
+Transport-agnostic: the sync client and an async one hand over an
+:class:`~airflow_provider_jobmojito.transport.Answer` and get a dict or a typed exception.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoAuthError,
+    JobMojitoClientError,
+    JobMojitoConfigError,
+    JobMojitoError,
+    JobMojitoNotFoundError,
+    JobMojitoServerError,
+    JobMojitoValidationError,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_jobmojito.transport import Answer
+
+SET_STATE_PATH = "job-interview-set-state"
+
+_SERVER_ERROR_HINT = (
+    " job-interview-set-state also answers 500 for a position id it does not know and for an "
+    "authorization failure: check that the position exists and that this account may change it."
+)
+
+
+def object_of(answer: Answer, call: str, *, auth_hint: str = "") -> dict[str, Any]:
+    """The JSON object of a final answer, or the typed error the answer means.
+
+    :param call: what was called, for messages: ``POST /job-interview-set-state``.
+    :param auth_hint: added to the message of a 401/403: what to check in the connection.
+    :raises JobMojitoConfigError: on a redirect, which is never followed.
+    :raises JobMojitoError: a subclass by status (see :func:`raise_for_status`), or the base
+        class when a 2xx body is not a JSON object.
+    """
+    if 300 <= answer.status < 400:
+        # Following would re-send the POST elsewhere, or turn it into a GET.
+        raise JobMojitoConfigError(
+            f"JobMojito {call} was redirected ({answer.status}) to {answer.headers.get('Location')!r}: "
+            "set the connection's host to the API base URL itself."
+        )
+    if answer.status >= 400:
+        raise_for_status(answer, call, auth_hint=auth_hint)
+    body = json_of(answer, call)
+    if not isinstance(body, dict):
+        # Every endpoint answers an object; anything else would fail later, less clearly.
+        raise JobMojitoError(
+            f"JobMojito answered {answer.status} to {call} with a JSON {type(body).__name__}, not an object.",
+            status_code=answer.status,
+        )
+    return body
+
+
+def raise_for_status(answer: Answer, call: str, *, auth_hint: str = "") -> NoReturn:
+    """Raise the error an answer of 400 or more means: auth (401/403), validation (422), not
+    found (404), another 4xx, or a server error (5xx)."""
+    status = answer.status
+    error, field = error_of(answer)
+    detail = f": {error}" if error else ""
+    if field:
+        detail += f" (field: {field})"
+    message = f"JobMojito answered {status} to {call}{detail}."
+    kwargs: dict[str, Any] = {"status_code": status, "error": error, "field": field}
+    if status in (401, 403):
+        raise JobMojitoAuthError(message + auth_hint, **kwargs)
+    if status == 422:
+        raise JobMojitoValidationError(message, **kwargs)
+    if status == 404:
+        raise JobMojitoNotFoundError(message, **kwargs)
+    if status < 500:
+        raise JobMojitoClientError(message, **kwargs)
+    hint = _SERVER_ERROR_HINT if status == 500 and SET_STATE_PATH in call else ""
+    raise JobMojitoServerError(message + hint, **kwargs)
+
+
+def json_of(answer: Answer, call: str) -> Any:
+    """The body as JSON, or a :class:`JobMojitoError` that does not show the body."""
+    try:
+        return answer.json()
+    except ValueError:
+        raise JobMojitoError(
+            f"JobMojito answered {answer.status} to {call} with a body that is not JSON.",
+            status_code=answer.status,
+        ) from None
+
+
+def error_of(answer: Answer) -> tuple[str | None, str | None]:
+    """The API's ``error`` text and ``name`` of the field, if the body has them.
+
+    Only these two short fields are kept: a whole body could echo what was sent.
+    Supabase's auth endpoints spell the text ``error_description`` or ``msg``.
+    """
+    try:
+        body = answer.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    texts = (body.get(key) for key in ("error_description", "msg", "error", "message"))
+    text = next((value for value in texts if isinstance(value, str)), None)
+    field = body.get("name") if isinstance(body.get("name"), str) else None
+    return text, field
