@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from .app import Route, SandboxApp
 
 _SET_STATE_KEYS = frozenset({"position_id", "status", "is_embedded"})
-_INT_RE = re.compile(r"^[+-]?\d+$")
+#: ASCII digits only (``\d`` also matches other scripts' digits, which ``int`` accepts), and few
+#: enough that ``int`` never meets its digit limit: anything longer is out of range anyway.
+_INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
 
 #: ``JobInterviewGetResponse`` fields the sandbox has no data for; the contract requires them,
 #: so they are present and null (or empty), as for a freshly created interview.
@@ -169,7 +171,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int | 
     raw = request.query.get(name)
     if raw is None:
         return default
-    value = int(raw) if _INT_RE.match(raw) else None
+    value = int(raw) if _INT_RE.fullmatch(raw) else None
     if value is None or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"of at least {low}"
         raise ValidationError(name, f"Must be an integer {bounds}.")

@@ -6,6 +6,7 @@ import contextlib
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,8 +54,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(json_response(error.status, {"error": error.message}))
             return
-        request = Request(self.command, self.path, dict(self.headers.items()), body)
-        response = self.server.app.handle(request)
+        request = Request(
+            self.command, self.path, dict(self.headers.items()), body, str(self.client_address[0])
+        )
+        try:
+            response = self.server.app.handle(request)
+        except Exception:
+            # A bug in the sandbox must still get an answer, never a silently closed socket.
+            traceback.print_exc(file=sys.stderr)
+            response = json_response(500, {"error": "Internal sandbox error."})
         if response is None:  # a "drop" fault: no answer at all, just a closed socket
             self.close_connection = True
             return
