@@ -8,6 +8,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from .messages import Request, Response, json_response
+from .ratelimit import OVER_RATE_LIMIT_BODY
 from .state import (
     POSITION_STATUSES,
     POSITION_TYPES,
@@ -236,10 +237,22 @@ def _grant_error(error: str, description: str) -> Response:
 
 
 def password_grant(app: SandboxApp, request: Request) -> Response:
-    """``POST /auth/v1/token?grant_type=password``, answered as Supabase (GoTrue) does."""
+    """``POST /auth/v1/token?grant_type=password``, answered as Supabase (GoTrue) does.
+
+    As in GoTrue, the rate limit comes after the grant type check and before the body is read,
+    so wrong credentials use up the bucket too; every attempt that reaches it is counted.
+    """
     grant_type = request.query.get("grant_type")
     if grant_type != "password":
         return _grant_error("unsupported_grant_type", "Only grant_type=password is supported.")
+    if not app.sign_ins.admit(request.client):
+        return json_response(429, OVER_RATE_LIMIT_BODY)
+    response = _password_grant(app, request)
+    app.sign_ins.record(succeeded=response.status == 200)
+    return response
+
+
+def _password_grant(app: SandboxApp, request: Request) -> Response:
     try:
         body = request.json()
     except ValueError:
