@@ -85,7 +85,7 @@ def clear_requests(app: SandboxApp, _request: Request) -> Response:
 
 
 def reset(app: SandboxApp, _request: Request) -> Response:
-    """``POST /_sandbox/reset``: forget positions, requests and faults."""
+    """``POST /_sandbox/reset``: forget positions, requests, faults and sign-in counts."""
     app.reset()
     return json_response(200, {"ok": True})
 
