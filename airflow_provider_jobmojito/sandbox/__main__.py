@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         default=env("JOBMOJITO_SANDBOX_JWT_SECRET"),
         help="HS256 signing key, to keep tokens valid across restarts (env JOBMOJITO_SANDBOX_JWT_SECRET)",
     )
+    parser.add_argument(
+        "--no-sign-in-limit",
+        dest="sign_in_limit",
+        action="store_false",
+        help="do not enforce Supabase's sign-in rate limit (30 per client, refilled 150 per 5 minutes); "
+        "POST /_sandbox/sign-in-limit changes it at run time",
+    )
     parser.add_argument("--verbose", action="store_true", help="log each request line to stderr")
     return parser
 
@@ -108,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state_file=args.state_file,
             positions=positions,
             verbose=args.verbose,
+            sign_in_limit=args.sign_in_limit,
         )
     except (OSError, ValueError) as error:  # ValidationError and JSONDecodeError are ValueErrors
         detail = f"{error.name}: {error.message}" if isinstance(error, ValidationError) else str(error)

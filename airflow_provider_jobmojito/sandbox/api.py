@@ -8,6 +8,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from .messages import Request, Response, json_response
+from .ratelimit import OVER_RATE_LIMIT_BODY
 from .state import (
     POSITION_STATUSES,
     POSITION_TYPES,
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from .app import Route, SandboxApp
 
 _SET_STATE_KEYS = frozenset({"position_id", "status", "is_embedded"})
-_INT_RE = re.compile(r"^[+-]?\d+$")
+#: ASCII digits only (``\d`` also matches other scripts' digits, which ``int`` accepts), and few
+#: enough that ``int`` never meets its digit limit: anything longer is out of range anyway.
+_INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
 
 #: ``JobInterviewGetResponse`` fields the sandbox has no data for; the contract requires them,
 #: so they are present and null (or empty), as for a freshly created interview.
@@ -169,7 +172,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int | 
     raw = request.query.get(name)
     if raw is None:
         return default
-    value = int(raw) if _INT_RE.match(raw) else None
+    value = int(raw) if _INT_RE.fullmatch(raw) else None
     if value is None or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"of at least {low}"
         raise ValidationError(name, f"Must be an integer {bounds}.")
@@ -234,10 +237,22 @@ def _grant_error(error: str, description: str) -> Response:
 
 
 def password_grant(app: SandboxApp, request: Request) -> Response:
-    """``POST /auth/v1/token?grant_type=password``, answered as Supabase (GoTrue) does."""
+    """``POST /auth/v1/token?grant_type=password``, answered as Supabase (GoTrue) does.
+
+    As in GoTrue, the rate limit comes after the grant type check and before the body is read,
+    so wrong credentials use up the bucket too; every attempt that reaches it is counted.
+    """
     grant_type = request.query.get("grant_type")
     if grant_type != "password":
         return _grant_error("unsupported_grant_type", "Only grant_type=password is supported.")
+    if not app.sign_ins.admit(request.client):
+        return json_response(429, OVER_RATE_LIMIT_BODY)
+    response = _password_grant(app, request)
+    app.sign_ins.record(succeeded=response.status == 200)
+    return response
+
+
+def _password_grant(app: SandboxApp, request: Request) -> Response:
     try:
         body = request.json()
     except ValueError:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import api, control
 from .faults import Fault, FaultQueue, fault_response_body
 from .messages import Request, Response, json_response
+from .ratelimit import SignInLimiter
 
 if TYPE_CHECKING:
     from .state import PositionStore
@@ -108,6 +109,7 @@ class SandboxApp:
     :param password: the password the password grant accepts.
     :param anon_key: when set, ``/auth/v1`` requests need a matching ``apikey`` header.
     :param request_log_limit: entries the request log keeps (``None``: no limit).
+    :param sign_ins: the sign-in rate limit and counts; a default (limit on) one when ``None``.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class SandboxApp:
         password: str,
         anon_key: str | None = None,
         request_log_limit: int | None = 100_000,
+        sign_ins: SignInLimiter | None = None,
     ) -> None:
         self.tokens = tokens
         self.store = store
@@ -127,12 +130,15 @@ class SandboxApp:
         self.anon_key = anon_key
         self.faults = FaultQueue()
         self.log = RequestLog(request_log_limit)
+        self.sign_ins = sign_ins if sign_ins is not None else SignInLimiter()
 
     def reset(self) -> None:
-        """Forget positions, logged requests and faults; credentials and the signing secret stay."""
+        """Forget positions, logged requests, faults and sign-in counts, and refill the sign-in
+        buckets; credentials, the signing secret and the sign-in limit's settings stay."""
         self.store.clear()
         self.log.clear()
         self.faults.clear()
+        self.sign_ins.reset()
 
     def handle(self, request: Request) -> Response | None:
         """Answer one request; ``None`` means: close the connection without answering.
@@ -180,11 +186,16 @@ def _not_found(_app: SandboxApp, _request: Request) -> Response:
     return json_response(404, {"error": "Not found"})
 
 
+def _matches(template: str, path: str) -> bool:
+    """Whether ``path`` fits ``template``, where a ``{id}`` segment stands for any one segment."""
+    wanted, given = template.split("/"), path.split("/")
+    return len(wanted) == len(given) and all(w in (g, "{id}") for w, g in zip(wanted, given, strict=True))
+
+
 def _route(routes: dict[str, dict[str, Route]], request: Request) -> Route:
     methods = routes.get(request.path)
     if methods is None:
-        prefix, _, _ = request.path.rpartition("/")
-        methods = routes.get(prefix + "/{id}")
+        methods = next((m for template, m in routes.items() if _matches(template, request.path)), None)
     if methods is None:
         return _not_found
     handler = methods.get(request.method)

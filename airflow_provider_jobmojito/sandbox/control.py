@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .faults import parse_fault
 from .messages import json_response
-from .state import UnknownPositionError, ValidationError, canonical_uuid, parse_seed
+from .state import UnknownPositionError, ValidationError, canonical_uuid, check_status, parse_seed
 
 if TYPE_CHECKING:
     from .app import Route, SandboxApp
@@ -47,6 +47,32 @@ def get_position(app: SandboxApp, request: Request) -> Response:
         return json_response(404, {"error": "No such position."})
 
 
+def set_position_status(app: SandboxApp, request: Request) -> Response:
+    """``POST /_sandbox/positions/<id>/status`` ``{"status": ...}``: change a status as JobMojito's
+    admin app does (a recruiter closing a position), not through set-state; moves ``updated_at``.
+
+    Answers the position as stored; 404 for an unknown id, 422 for a bad body.
+    """
+    try:
+        position_id = canonical_uuid(request.path.split("/")[3], "id")
+    except ValidationError:
+        return json_response(404, {"error": "No such position."})
+    try:
+        body = _body(request)
+        if not isinstance(body, dict):
+            raise ValidationError("body", "Body must be a JSON object.")
+        for key in body:
+            if key != "status":
+                raise ValidationError(str(key), "Unknown field.")
+        status = check_status(body.get("status"))
+    except ValidationError as error:
+        return json_response(422, error.body())
+    try:
+        return json_response(200, app.store.admin_set_status(position_id, status))
+    except UnknownPositionError:
+        return json_response(404, {"error": "No such position."})
+
+
 def list_requests(app: SandboxApp, _request: Request) -> Response:
     """``GET /_sandbox/requests``: the API and auth requests received, secrets redacted."""
     return json_response(200, {"requests": app.log.entries()})
@@ -59,7 +85,7 @@ def clear_requests(app: SandboxApp, _request: Request) -> Response:
 
 
 def reset(app: SandboxApp, _request: Request) -> Response:
-    """``POST /_sandbox/reset``: forget positions, requests and faults."""
+    """``POST /_sandbox/reset``: forget positions, requests, faults and sign-in counts."""
     app.reset()
     return json_response(200, {"ok": True})
 
@@ -105,6 +131,43 @@ def issue_token(app: SandboxApp, request: Request) -> Response:
     return json_response(200, issued.grant())
 
 
+def sign_in_counts(app: SandboxApp, _request: Request) -> Response:
+    """``GET /_sandbox/sign-ins``: ``{total, succeeded, failed, refused}`` password-grant attempts."""
+    return json_response(200, app.sign_ins.counts())
+
+
+def clear_sign_ins(app: SandboxApp, _request: Request) -> Response:
+    """``DELETE /_sandbox/sign-ins``: zero the counts and refill every bucket."""
+    app.sign_ins.reset()
+    return json_response(200, {"ok": True})
+
+
+def sign_in_limit(app: SandboxApp, _request: Request) -> Response:
+    """``GET /_sandbox/sign-in-limit``: ``{enabled, capacity, refill_per_second}``."""
+    return json_response(200, app.sign_ins.settings())
+
+
+def configure_sign_in_limit(app: SandboxApp, request: Request) -> Response:
+    """``POST /_sandbox/sign-in-limit``: change any of ``enabled``, ``capacity`` and
+    ``refill_per_second``; every bucket starts full again. Answers the settings."""
+    try:
+        body = _body(request)
+        if not isinstance(body, dict):
+            raise ValidationError("body", "Body must be a JSON object.")
+        for key in body:
+            if key not in ("enabled", "capacity", "refill_per_second"):
+                raise ValidationError(str(key), "Unknown field.")
+        enabled = body.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ValidationError("enabled", "Must be a boolean.")
+        settings = app.sign_ins.configure(
+            enabled=enabled, capacity=body.get("capacity"), refill_per_second=body.get("refill_per_second")
+        )
+    except ValidationError as error:
+        return json_response(422, error.body())
+    return json_response(200, settings)
+
+
 def health(_app: SandboxApp, _request: Request) -> Response:
     """``GET /_sandbox/health``."""
     return json_response(200, {"ok": True})
@@ -113,9 +176,12 @@ def health(_app: SandboxApp, _request: Request) -> Response:
 ROUTES: dict[str, dict[str, Route]] = {
     "/_sandbox/positions": {"GET": list_positions, "POST": seed_positions},
     "/_sandbox/positions/{id}": {"GET": get_position},
+    "/_sandbox/positions/{id}/status": {"POST": set_position_status},
     "/_sandbox/requests": {"GET": list_requests, "DELETE": clear_requests},
     "/_sandbox/reset": {"POST": reset},
     "/_sandbox/faults": {"GET": list_faults, "POST": add_faults, "DELETE": clear_faults},
     "/_sandbox/tokens": {"POST": issue_token},
+    "/_sandbox/sign-ins": {"GET": sign_in_counts, "DELETE": clear_sign_ins},
+    "/_sandbox/sign-in-limit": {"GET": sign_in_limit, "POST": configure_sign_in_limit},
     "/_sandbox/health": {"GET": health},
 }

@@ -19,12 +19,14 @@ class Request:
     :param target: the request target as sent (path and query string).
     :param headers: header name (as sent) to value; a repeated header keeps its last value.
     :param body: the raw body (empty when none was sent).
+    :param client: the client's IP address (empty when unknown).
     """
 
     method: str
     target: str
     headers: dict[str, str]
     body: bytes = b""
+    client: str = ""
     path: str = field(init=False)
     query: dict[str, str] = field(init=False)
     _lower_headers: dict[str, str] = field(init=False, repr=False)
@@ -47,16 +49,32 @@ class Request:
     def json(self) -> Any:
         """The body decoded as JSON (decoded once: the route and the request log both read it).
 
+        Anything a strict JSON parser (such as the ``JSON.parse`` behind the real API) refuses is
+        refused here too: invalid UTF-8, ``NaN``/``Infinity``, an integer too long to convert, and
+        nesting too deep to decode (which would otherwise escape as a ``RecursionError``).
+
         :raises ValueError: when the body is empty or not JSON.
         """
         if self._json is _UNPARSED:
-            try:
-                self._json = json.loads(self.body) if self.body else _INVALID
-            except ValueError:
-                self._json = _INVALID
+            self._json = _decode_json(self.body)
         if self._json is _INVALID:
             raise ValueError("the body is empty or not JSON")
         return self._json
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_json(body: bytes) -> Any:
+    if not body:
+        return _INVALID
+    try:
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors; so is the error for an integer
+        # with more digits than int() converts.
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return _INVALID
 
 
 @dataclass

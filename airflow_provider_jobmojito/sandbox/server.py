@@ -6,6 +6,7 @@ import contextlib
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,12 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from .app import SandboxApp
 from .faults import parse_fault
 from .messages import Request, Response, json_response
-from .state import Position, PositionStore, canonical_uuid, parse_seed
+from .ratelimit import SIGN_IN_CAPACITY, SIGN_IN_REFILL_PER_SECOND, SignInLimiter
+from .state import Position, PositionStore, canonical_uuid, check_status, parse_seed
 from .tokens import TokenAuthority
 
 if TYPE_CHECKING:
     import os
     from types import TracebackType
+
+    from .state import Clock
 
 DEFAULT_EMAIL = "demo@jobmojito.test"
 DEFAULT_PASSWORD = "sandbox-password"  # noqa: S105 - a public, documented sandbox credential
@@ -53,8 +57,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(json_response(error.status, {"error": error.message}))
             return
-        request = Request(self.command, self.path, dict(self.headers.items()), body)
-        response = self.server.app.handle(request)
+        request = Request(
+            self.command, self.path, dict(self.headers.items()), body, str(self.client_address[0])
+        )
+        try:
+            response = self.server.app.handle(request)
+        except Exception:
+            # A bug in the sandbox must still get an answer, never a silently closed socket.
+            traceback.print_exc(file=sys.stderr)
+            response = json_response(500, {"error": "Internal sandbox error."})
         if response is None:  # a "drop" fault: no answer at all, just a closed socket
             self.close_connection = True
             return
@@ -179,6 +190,13 @@ class SandboxServer:
     :param positions: positions to seed (seed objects or :class:`Position`), after the state file.
     :param verbose: log each request line to stderr.
     :param request_log_limit: requests the log keeps, oldest dropped first (``None``: all).
+    :param sign_in_limit: enforce Supabase's rate limit on the password grant (429 once a client
+        has used up its bucket); sign-ins are counted either way.
+    :param sign_in_capacity: requests a client's bucket holds (Supabase: 30).
+    :param sign_in_refill_per_second: requests a bucket gets back per second (GoTrue's default:
+        150 per 5 minutes, 0.5).
+    :param clock: seconds since the epoch, read for ``updated_at``/``created_at`` stamps and by
+        the sign-in buckets (e.g. a :class:`ManualClock`); the real clock when ``None``.
     """
 
     def __init__(
@@ -195,17 +213,27 @@ class SandboxServer:
         positions: Iterable[Mapping[str, Any] | Position] | None = None,
         verbose: bool = False,
         request_log_limit: int | None = 100_000,
+        sign_in_limit: bool = True,
+        sign_in_capacity: int = SIGN_IN_CAPACITY,
+        sign_in_refill_per_second: float = SIGN_IN_REFILL_PER_SECOND,
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._verbose = verbose
         self.app = SandboxApp(
             TokenAuthority(jwt_secret, token_lifetime),
-            PositionStore(state_file),
+            PositionStore(state_file, clock),
             email=email,
             password=password,
             anon_key=anon_key,
             request_log_limit=request_log_limit,
+            sign_ins=SignInLimiter(
+                enabled=sign_in_limit,
+                capacity=sign_in_capacity,
+                refill_per_second=sign_in_refill_per_second,
+                clock=clock,
+            ),
         )
         if positions is not None:
             self.seed(positions)
@@ -327,6 +355,48 @@ class SandboxServer:
         """
         return self.app.store.get(canonical_uuid(position_id, "position_id"))
 
+    def admin_set_status(self, position_id: str, status: str) -> dict[str, Any]:
+        """Change a position's status as JobMojito's admin app does (say, a recruiter closing it),
+        not through set-state; moves ``updated_at``. As ``POST /_sandbox/positions/<id>/status``.
+
+        :param position_id: its UUID (any case).
+        :param status: one of :data:`POSITION_STATUSES`.
+        :return: the position as stored.
+        :raises KeyError: when there is no such position.
+        :raises ValidationError: when ``position_id`` is not a UUID or ``status`` not a status.
+        """
+        return self.app.store.admin_set_status(
+            canonical_uuid(position_id, "position_id"), check_status(status)
+        )
+
+    def sign_ins(self) -> dict[str, int]:
+        """Password-grant attempts so far, as ``GET /_sandbox/sign-ins``: ``total`` = ``succeeded``
+        + ``failed`` (400: bad body or credentials) + ``refused`` (429: over the rate limit)."""
+        return self.app.sign_ins.counts()
+
+    def clear_sign_ins(self) -> None:
+        """Zero the sign-in counts and refill every bucket, as ``DELETE /_sandbox/sign-ins``."""
+        self.app.sign_ins.reset()
+
+    def configure_sign_in_limit(
+        self,
+        enabled: bool | None = None,
+        *,
+        capacity: int | None = None,
+        refill_per_second: float | None = None,
+    ) -> dict[str, Any]:
+        """Change the sign-in rate limit at run time, as ``POST /_sandbox/sign-in-limit``; every
+        bucket starts full again. Without arguments, only reads the settings.
+
+        :return: ``{"enabled", "capacity", "refill_per_second"}``.
+        :raises ValidationError: for a capacity below 1 or a negative refill rate.
+        """
+        if enabled is None and capacity is None and refill_per_second is None:
+            return self.app.sign_ins.settings()
+        return self.app.sign_ins.configure(
+            enabled=enabled, capacity=capacity, refill_per_second=refill_per_second
+        )
+
     def requests_log(self) -> list[dict[str, Any]]:
         """The API and auth requests received so far, oldest first, secrets redacted."""
         return self.app.log.entries()
@@ -336,7 +406,8 @@ class SandboxServer:
         self.app.log.clear()
 
     def reset(self) -> None:
-        """Forget positions, logged requests and faults; credentials and the JWT secret stay."""
+        """Forget positions, logged requests, faults and sign-in counts (buckets refill);
+        credentials, the JWT secret and the sign-in limit's settings stay."""
         self.app.reset()
 
     def add_fault(

@@ -8,10 +8,11 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,53 @@ def _choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def utc_now() -> str:
-    """Now as ISO 8601 UTC with a fixed width, so timestamps sort as strings."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+#: What the sandbox reads the time from: seconds since the epoch, like :func:`time.time`.
+Clock = Callable[[], float]
+
+
+class ManualClock:
+    """A :data:`Clock` that moves only when told to, for tests: pass it as ``SandboxServer(clock=...)``.
+
+    :param start: its first reading, seconds since the epoch (default 2026-01-01T00:00:00Z).
+    """
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:
+        self._lock = threading.Lock()
+        self._now = start
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move forward ``seconds`` (or back, if negative); returns the new reading."""
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+    def set(self, now: float) -> None:
+        """Jump to ``now``."""
+        with self._lock:
+            self._now = now
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def format_timestamp(epoch_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds and ``Z``, as the contract's examples
+    (``2026-01-20T14:05:00.000Z``); fixed width, so timestamps sort as strings.
+    """
+    moment = _EPOCH + epoch_ms * _MILLISECOND
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def _timestamp(value: object, name: str) -> str:
@@ -102,7 +147,7 @@ def _timestamp(value: object, name: str) -> str:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     # Re-formatted so that every stored timestamp has one width and sorts as a string.
-    return parsed.astimezone(UTC).isoformat(timespec="microseconds")
+    return format_timestamp(_epoch_ms(parsed))
 
 
 def new_embed_key() -> tuple[str, str]:
@@ -117,8 +162,9 @@ class Position:
     :param id: lower-case canonical UUID.
     :param name: display name.
     :param status: one of :data:`POSITION_STATUSES`.
-    :param created_at: ISO 8601 UTC.
-    :param updated_at: ISO 8601 UTC; moves on every change.
+    :param created_at: ISO 8601 UTC (``2026-01-20T14:05:00.000Z``); empty in a seed that gave
+        none, until the store stamps it.
+    :param updated_at: ISO 8601 UTC; moves forward on every change; empty like ``created_at``.
     :param embed_id: the iframe embed id, or ``None`` when embedding is off.
     :param embed_signing_key: the key signing authenticated embed links, or ``None``.
     :param type: product type (``"interview"`` unless seeded otherwise).
@@ -157,15 +203,15 @@ class Position:
         name = data.get("name", f"Sandbox interview {position_id[:8]}")
         if not isinstance(name, str):
             raise ValidationError("name", "Must be a string.")
-        now = utc_now()
-        created = _timestamp(data["created_at"], "created_at") if "created_at" in data else now
+        # Left empty when not given: the store stamps them from its clock when it stores the seed.
+        created = _timestamp(data["created_at"], "created_at") if "created_at" in data else ""
         embed_id, signing_key = cls._seed_embed_key(data)
         return cls(
             id=position_id,
             name=name,
             status=check_status(data.get("status", "draft")),
             created_at=created,
-            updated_at=_timestamp(data["updated_at"], "updated_at") if "updated_at" in data else created,
+            updated_at=_timestamp(data["updated_at"], "updated_at") if "updated_at" in data else "",
             embed_id=embed_id,
             embed_signing_key=signing_key,
             type=_choice(data.get("type", "interview"), "type", POSITION_TYPES),
@@ -199,12 +245,20 @@ class PositionStore:
 
     Every method returns plain dicts (copies), so callers never share mutable state with it.
 
+    Every timestamp it writes comes from ``clock``, at millisecond resolution, and is later than
+    any it wrote before and than the position's previous ``updated_at``: two changes in the same
+    millisecond still get distinct, ordered stamps (the second one a millisecond ahead), so
+    "newest-updated first" and "did ``updated_at`` move?" never depend on timing.
+
     :param state_file: when set, loaded now if it exists and rewritten atomically after every change.
+    :param clock: seconds since the epoch; :func:`time.time` by default. Tests pass their own.
     """
 
-    def __init__(self, state_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, state_file: str | os.PathLike[str] | None = None, clock: Clock | None = None) -> None:
         self._lock = threading.Lock()
         self._positions: dict[str, Position] = {}
+        self._clock: Clock = clock if clock is not None else time.time
+        self._last_stamp_ms = 0
         self._state_file = Path(state_file) if state_file is not None else None
         if self._state_file is not None and self._state_file.exists():
             self._load(self._state_file)
@@ -212,7 +266,25 @@ class PositionStore:
     def _load(self, path: Path) -> None:
         data = json.loads(path.read_text(encoding="utf-8"))
         for position in parse_seed(data):
-            self._positions[position.id] = position
+            self._positions[position.id] = self._stamped(position)
+
+    def _stamp(self, after: str = "") -> str:
+        """The next timestamp (the caller holds the lock).
+
+        :param after: a timestamp the new one must be later than (a position's ``updated_at``).
+        """
+        stamp_ms = max(int(self._clock() * 1000), self._last_stamp_ms + 1)
+        if after:
+            stamp_ms = max(stamp_ms, _epoch_ms(datetime.fromisoformat(after)) + 1)
+        self._last_stamp_ms = stamp_ms
+        return format_timestamp(stamp_ms)
+
+    def _stamped(self, position: Position) -> Position:
+        """``position`` with the timestamps its seed left out filled in (the caller holds the lock)."""
+        if position.created_at and position.updated_at:
+            return position
+        created = position.created_at or position.updated_at or self._stamp()
+        return replace(position, created_at=created, updated_at=position.updated_at or created)
 
     def _persist(self) -> None:
         """Write the state file; the caller holds the lock, so writes land in change order."""
@@ -233,8 +305,8 @@ class PositionStore:
 
     def seed(self, positions: Iterable[Position]) -> list[dict[str, Any]]:
         """Add or overwrite positions; returns them as stored."""
-        items = list(positions)
         with self._lock:
+            items = [self._stamped(position) for position in positions]
             for position in items:
                 self._positions[position.id] = position
             self._persist()
@@ -286,12 +358,29 @@ class PositionStore:
             # Setting a status always counts as an update, as the API re-applies it; an embed
             # request that changes nothing (key already there, or already off) does not.
             if changes:
-                position = replace(position, updated_at=utc_now(), **changes)
+                position = replace(position, updated_at=self._stamp(position.updated_at), **changes)
                 self._positions[position_id] = position
                 self._persist()
         if is_embedded is True:
             return {"embed_id": position.embed_id, "embed_signing_key": position.embed_signing_key}
         return {"success": True}
+
+    def admin_set_status(self, position_id: str, status: str) -> dict[str, Any]:
+        """Change a status as JobMojito's admin app does (not through set-state); moves ``updated_at``.
+
+        :param position_id: canonical id.
+        :param status: a validated status (saving the current one again still counts as a change).
+        :return: the position as stored.
+        :raises UnknownPositionError: when there is no such position.
+        """
+        with self._lock:
+            position = self._positions.get(position_id)
+            if position is None:
+                raise UnknownPositionError(position_id)
+            position = replace(position, status=status, updated_at=self._stamp(position.updated_at))
+            self._positions[position_id] = position
+            self._persist()
+        return position.to_dict()
 
     def query(self, *, status: str | None, type_: str, filter_text: str | None) -> list[dict[str, Any]]:
         """Positions matching the list filters, newest ``updated_at`` first (ties by id)."""
