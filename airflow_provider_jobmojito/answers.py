@@ -15,10 +15,13 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoError,
     JobMojitoNotFoundError,
     JobMojitoServerError,
+    JobMojitoUnexpectedAnswerError,
     JobMojitoValidationError,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow_provider_jobmojito.transport import Answer
 
 SET_STATE_PATH = "job-interview-set-state"
@@ -29,14 +32,18 @@ _SERVER_ERROR_HINT = (
 )
 
 
-def object_of(answer: Answer, call: str, *, auth_hint: str = "") -> dict[str, Any]:
+def object_of(
+    answer: Answer, call: str, *, auth_hint: str = "", secrets: Iterable[str] = ()
+) -> dict[str, Any]:
     """The JSON object of a final answer, or the typed error the answer means.
 
     :param call: what was called, for messages: ``POST /job-interview-set-state``.
     :param auth_hint: added to the message of a 401/403: what to check in the connection.
+    :param secrets: what the request carried (the token...): scrubbed from any text of the answer
+        that reaches an error message, should the API echo it.
     :raises JobMojitoConfigError: on a redirect, which is never followed.
-    :raises JobMojitoError: a subclass by status (see :func:`raise_for_status`), or the base
-        class when a 2xx body is not a JSON object.
+    :raises JobMojitoError: a subclass by status (see :func:`raise_for_status`); a
+        :class:`JobMojitoUnexpectedAnswerError` when a 2xx body is not a JSON object.
     """
     if 300 <= answer.status < 400:
         # Following would re-send the POST elsewhere, or turn it into a GET.
@@ -45,22 +52,32 @@ def object_of(answer: Answer, call: str, *, auth_hint: str = "") -> dict[str, An
             "set the connection's host to the API base URL itself."
         )
     if answer.status >= 400:
-        raise_for_status(answer, call, auth_hint=auth_hint)
-    body = json_of(answer, call)
+        raise_for_status(answer, call, auth_hint=auth_hint, secrets=secrets)
+    try:
+        body = answer.json()
+    except ValueError:
+        body = _NOT_JSON
     if not isinstance(body, dict):
         # Every endpoint answers an object; anything else would fail later, less clearly.
-        raise JobMojitoError(
-            f"JobMojito answered {answer.status} to {call} with a JSON {type(body).__name__}, not an object.",
-            status_code=answer.status,
+        what = (
+            "a body that is not JSON" if body is _NOT_JSON else f"a JSON {type(body).__name__}, not an object"
+        )
+        raise JobMojitoUnexpectedAnswerError(
+            f"JobMojito answered {answer.status} to {call} with {what}.", status_code=answer.status
         )
     return body
 
 
-def raise_for_status(answer: Answer, call: str, *, auth_hint: str = "") -> NoReturn:
+_NOT_JSON = object()
+
+
+def raise_for_status(
+    answer: Answer, call: str, *, auth_hint: str = "", secrets: Iterable[str] = ()
+) -> NoReturn:
     """Raise the error an answer of 400 or more means: auth (401/403), validation (422), not
     found (404), another 4xx, or a server error (5xx)."""
     status = answer.status
-    error, field = error_of(answer)
+    error, field = error_of(answer, secrets)
     detail = f": {error}" if error else ""
     if field:
         detail += f" (field: {field})"
@@ -89,10 +106,12 @@ def json_of(answer: Answer, call: str) -> Any:
         ) from None
 
 
-def error_of(answer: Answer) -> tuple[str | None, str | None]:
-    """The API's ``error`` text and ``name`` of the field, if the body has them.
+def error_of(answer: Answer, secrets: Iterable[str] = ()) -> tuple[str | None, str | None]:
+    """The API's ``error`` text and ``name`` of the field, if the body has them, scrubbed.
 
-    Only these two short fields are kept: a whole body could echo what was sent.
+    Only these two short fields are kept: a whole body could echo what was sent. Even so an
+    error text may quote the request (``invalid token: eyJ...``): ``secrets`` and whatever Airflow's
+    secret masker knows are replaced with ``***``.
     Supabase's auth endpoints spell the text ``error_description`` or ``msg``.
     """
     try:
@@ -104,4 +123,17 @@ def error_of(answer: Answer) -> tuple[str | None, str | None]:
     texts = (body.get(key) for key in ("error_description", "msg", "error", "message"))
     text = next((value for value in texts if isinstance(value, str)), None)
     field = body.get("name") if isinstance(body.get("name"), str) else None
-    return text, field
+    return scrub(text, secrets), scrub(field, secrets)
+
+
+def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
+    """``text`` with each of ``secrets`` (and each secret Airflow's masker knows) as ``***``."""
+    if not text:
+        return text
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    from airflow.providers.common.compat.sdk import redact
+
+    redacted = redact(text)
+    return redacted if isinstance(redacted, str) else text

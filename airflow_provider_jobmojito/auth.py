@@ -221,6 +221,11 @@ class TokenProvider:
         SIGN_IN_CACHE.put(self._key, SignedInToken(access_token=token, expires_at=expires_at - margin))
         return token
 
+    def secrets(self, token: str | None = None) -> tuple[str, ...]:
+        """What a request may carry that no message may show: ``token``, the password, the anon key."""
+        settings = self.settings
+        return tuple(secret for secret in (token, settings.password, settings.supabase_anon_key) if secret)
+
     def auth_hint(self) -> str:
         """What to check when the API refuses the token."""
         if self.signs_in:
@@ -265,7 +270,7 @@ class TokenProvider:
         a credentials problem, and saying so would send the user to change a good password."""
         settings = self.settings
         status = answer.status
-        error, _ = error_of(answer)
+        error, _ = error_of(answer, self.secrets())
         reason = f"({status}): {error or 'no reason given'}."
         kwargs: dict[str, Any] = {"status_code": status, "error": error}
         if status >= 500:

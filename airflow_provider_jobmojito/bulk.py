@@ -14,7 +14,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_jobmojito.exceptions import JobMojitoAuthError, JobMojitoError, first_of
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoAuthError,
+    JobMojitoError,
+    JobMojitoUnavailableError,
+    first_of,
+)
+from airflow_provider_jobmojito.retry import Stop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -58,29 +64,30 @@ def apply_all(
     apply: Callable[[StateChange], dict[str, Any]],
     *,
     max_workers: int,
-    cancel: threading.Event | None = None,
+    stop: Stop | None = None,
 ) -> list[StateChangeResult]:
     """Apply every change, ``max_workers`` at a time; one result per change, in order.
 
     A :class:`JobMojitoError` fails only its own position, with one exception: refused
     credentials (:class:`JobMojitoAuthError`) would be refused for every position, so no further
-    position is sent, and those never sent carry that same error. Once ``cancel`` is set no
+    position is sent, and those never sent carry that same error. Once ``stop`` is set no
     further position is sent either; those carry a "not sent" error. Any other exception (a bug,
     or an interrupt such as Airflow's task timeout in the calling thread) stops the workers from
     taking more positions, is logged with how far the batch got, and is raised as it is.
 
-    :param cancel: set it from another thread (an operator's ``on_kill``) to stop sending; it is
+    :param stop: cancel it from another thread (an operator's ``on_kill``) to stop sending, or let
+        its breaker trip when the API is down (the calls report their failures to it); it is
         also set here when the calling thread is interrupted, to stop retries in flight.
     """
     results: list[StateChangeResult | None] = [None] * len(changes)
     next_index = iter(range(len(changes)))
     take_lock = threading.Lock()
-    stop = threading.Event()
-    cancelled = cancel or threading.Event()
+    stop_workers = threading.Event()
+    cancelled = stop or Stop()
     refused: list[JobMojitoAuthError] = []
 
     def work() -> None:
-        while not stop.is_set() and not cancelled.is_set():
+        while not stop_workers.is_set() and not cancelled.is_set():
             with take_lock:
                 index = next(next_index, None)
             if index is None:
@@ -91,23 +98,26 @@ def apply_all(
             except JobMojitoAuthError as error:
                 results[index] = StateChangeResult.failed(change.position_id, error)
                 refused.append(error)
-                stop.set()
+                stop_workers.set()
             except JobMojitoError as error:
                 results[index] = StateChangeResult.failed(change.position_id, error)
             except BaseException:
-                stop.set()
+                stop_workers.set()
                 raise
 
     try:
-        _run(work, min(max_workers, len(changes)), stop, cancelled)
+        _run(work, min(max_workers, len(changes)), stop_workers, cancelled.event)
     except BaseException as interrupt:
         _log_interrupted(interrupt, results)
         raise
     unsent: JobMojitoError | None = None
     if refused:
         unsent = refused[0]
+    elif cancelled.tripped:
+        # Transient, like the failures that tripped it: Airflow's task retries may help.
+        unsent = JobMojitoUnavailableError(f"Not sent: {cancelled.reason}.")
     elif cancelled.is_set():
-        unsent = JobMojitoError("Not sent: the bulk change was cancelled (the task was stopped).")
+        unsent = JobMojitoError(f"Not sent: {cancelled.reason}.")
     if unsent is not None:
         return [
             result or StateChangeResult.failed(change.position_id, unsent)

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from airflow_provider_jobmojito.answers import object_of
-from airflow_provider_jobmojito.retry import Failure, Retrying, failure_of_status
+from airflow_provider_jobmojito.retry import Failure, Retrying, Stop, failure_of_status
 from airflow_provider_jobmojito.transport import NoAnswer, Request
 
 if TYPE_CHECKING:
-    import threading
     from collections.abc import Callable, Mapping
 
     from airflow_provider_jobmojito.auth import TokenProvider
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from airflow_provider_jobmojito.transport import Answer, RequestsTransport
 
 
-def wait(seconds: float, stop: threading.Event | None) -> bool:
+def wait(seconds: float, stop: Stop | None) -> bool:
     """Sleep ``seconds``; return early, with ``True``, if ``stop`` is set meanwhile."""
     if stop is None:
         time.sleep(seconds)
@@ -84,7 +83,7 @@ class JobMojitoClient:
         self.log = log
         #: How retries wait: ``wait(seconds, stop) -> stopped``. Tests replace it to assert the
         #: backoff without sleeping.
-        self.wait: Callable[[float, threading.Event | None], bool] = wait
+        self.wait: Callable[[float, Stop | None], bool] = wait
 
     def call(
         self,
@@ -95,7 +94,7 @@ class JobMojitoClient:
         params: Mapping[str, Any] | None = None,
         max_retries: int | None = None,
         subject: str | None = None,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
     ) -> dict[str, Any]:
         """Call the API; return its JSON object or raise the typed error its answer means.
 
@@ -103,7 +102,8 @@ class JobMojitoClient:
 
         :param max_retries: this call's retries, instead of the connection's.
         :param subject: what the call is about, for messages (``position <id>``).
-        :param stop: once set, retries stop (a cancelled bulk change).
+        :param stop: shared by the calls of a bulk change: once set, retries stop; it also counts
+            transient failures, to stop the batch when the API is down.
         """
         request = request_for(self.settings, method, path, json=json, params=params, subject=subject)
         signed_in_again = False
@@ -114,9 +114,14 @@ class JobMojitoClient:
                 signed_in_again = True
                 self.log.info("JobMojito refused the signed-in token (401); signing in again.")
                 continue
-            return object_of(answer, f"{method} /{path}", auth_hint=self.tokens.auth_hint())
+            return object_of(
+                answer,
+                f"{method} /{path}",
+                auth_hint=self.tokens.auth_hint(),
+                secrets=self.tokens.secrets(token),
+            )
 
-    def token(self, stop: threading.Event | None = None) -> str:
+    def token(self, stop: Stop | None = None) -> str:
         """A token to send: the static one, a cached sign-in, or a new sign-in."""
         tokens = self.tokens
         token = tokens.current()
@@ -134,7 +139,7 @@ class JobMojitoClient:
         *,
         token: str | None,
         max_retries: int | None = None,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
     ) -> Answer:
         """Send ``request``, retrying transient failures with backoff; return the final answer.
 
@@ -151,8 +156,12 @@ class JobMojitoClient:
             else:
                 failure_or_none = failure_of_status(answer.status, answer.headers.get("Retry-After"))
                 if failure_or_none is None:
+                    if stop is not None:
+                        stop.answered()
                     return answer
                 failure = failure_or_none
+            if stop is not None and not failure.permanent:
+                stop.failed(failure)
             seconds = retrying.after(failure)
             self.log.warning(
                 "%s %s (attempt %d of %d); retrying in %.2f s.",
@@ -162,5 +171,7 @@ class JobMojitoClient:
                 retrying.policy.attempts,
                 seconds,
             )
-            if self.wait(seconds, stop):
-                raise retrying.stopped(failure)
+            if (stop is not None and stop.is_set()) or self.wait(seconds, stop):
+                raise retrying.stopped(
+                    failure, (stop.reason if stop else None) or "the bulk change was stopped"
+                )

@@ -78,6 +78,15 @@ class JobMojitoArgumentError(JobMojitoError, AirflowFailException, ValueError):
     """
 
 
+class JobMojitoUnexpectedAnswerError(JobMojitoError, AirflowFailException):
+    """A 2xx answer that is not what the endpoint answers: not a JSON object, or (from
+    ``job-interview-set-state``) an object that does not confirm the change.
+
+    The change may or may not have been made, so the message says to check the position. Not
+    retried by Airflow: the same request gets the same answer.
+    """
+
+
 class JobMojitoServerError(JobMojitoError):
     """The API failed (500 and other 5xx that are not retried).
 
@@ -161,7 +170,7 @@ def _brief(error: JobMojitoError | None) -> str:
     if error.status_code is not None and error.error:
         field_note = f" (field: {error.field})" if error.field else ""
         return f"{type(error).__name__} {error.status_code}: {error.error}{field_note}"
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {str(error).rstrip('.')}"
 
 
 def _shorten(text: str | None) -> str | None:
@@ -181,5 +190,6 @@ __all__ = [
     "JobMojitoPermanentBulkError",
     "JobMojitoServerError",
     "JobMojitoUnavailableError",
+    "JobMojitoUnexpectedAnswerError",
     "JobMojitoValidationError",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
@@ -123,12 +124,68 @@ class Retrying:
             return failure.retry_after
         return policy.backoff(self.attempt - 1)
 
-    def stopped(self, failure: Failure) -> JobMojitoUnavailableError:
+    def stopped(
+        self, failure: Failure, why: str = "the bulk change was stopped"
+    ) -> JobMojitoUnavailableError:
         """The error for a call whose retries were stopped (a cancelled bulk change)."""
         return JobMojitoUnavailableError(
-            f"{self.what} {failure.reason}; stopped retrying: the bulk change was stopped.",
-            status_code=failure.status_code,
+            f"{self.what} {failure.reason}; stopped retrying: {why}.", status_code=failure.status_code
         )
+
+
+class Stop:
+    """What the calls of one bulk change share to stop together: a cancel, or a breaker.
+
+    The breaker trips when the API is plainly down: ``failures_in_a_row`` attempts failed
+    transiently across the batch, with no answer in between. Each answer that is not transient
+    (a success, or a final error) starts the count again, so failures scattered among successes
+    never trip it.
+
+    :param failures_in_a_row: when to trip; ``None`` never trips.
+    """
+
+    def __init__(self, failures_in_a_row: int | None = None) -> None:
+        self.failures_in_a_row = failures_in_a_row
+        self.event = threading.Event()
+        #: Why sending stopped, once it did: ``the bulk change was cancelled…``.
+        self.reason: str | None = None
+        #: Whether the breaker (rather than a cancel) stopped it.
+        self.tripped = False
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``; ``True`` (and at once) when stopped meanwhile."""
+        return self.event.wait(seconds)
+
+    def cancel(self) -> None:
+        """Stop sending: the task was stopped. Safe from another thread or a signal handler."""
+        if self.reason is None:
+            self.reason = "the bulk change was cancelled (the task was stopped)"
+        self.event.set()
+
+    def answered(self) -> None:
+        """An attempt got an answer that is not transient: the API is up."""
+        self._in_a_row = 0  # a plain store: a lost race only delays a trip by one attempt
+
+    def failed(self, failure: Failure) -> None:
+        """An attempt failed transiently; trip when that makes ``failures_in_a_row``."""
+        if self.failures_in_a_row is None:
+            return
+        with self._lock:
+            self._in_a_row += 1
+            if self._in_a_row < self.failures_in_a_row or self.event.is_set():
+                return
+            self.tripped = True
+            self.reason = (
+                f"the API looks down: {self._in_a_row} attempts in a row failed across the batch "
+                f"(the last {failure.reason}), so the rest was not sent; Airflow's task retries can "
+                "take over"
+            )
+        self.event.set()
 
 
 def failure_of_status(status: int, retry_after_header: str | None) -> Failure | None:

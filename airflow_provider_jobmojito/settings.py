@@ -20,33 +20,53 @@ DEFAULT_EMBED_BASE_URL = "https://try.interviewmojito.com/embed"
 _LEGACY_EXTRA_PREFIX = "extra__jobmojito__"
 
 
+#: The longest wait any setting may ask for: a day is plenty for one HTTP call or one backoff,
+#: and larger numbers overflow the socket and thread APIs they end up in.
+MAX_SECONDS = 24 * 3600
+#: The most retries of one call: with backoff doubling to backoff_max, more only wait longer.
+MAX_RETRIES = 100
+
+
 def _positive_number(name: str, value: Any) -> float:
     number = _number(name, value)
     if number <= 0:
-        raise JobMojitoConfigError(f"{name} must be a number of seconds above 0; got {value!r}.")
+        raise JobMojitoConfigError(
+            f"{name} must be a number of seconds above 0 and at most {MAX_SECONDS}; got {value!r}."
+        )
     return number
 
 
 def _number(name: str, value: Any) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise JobMojitoConfigError(f"{name} must be a number of seconds, 0 or more; got {value!r}.")
+    if isinstance(value, bool) or not math.isfinite(number) or not 0 <= number <= MAX_SECONDS:
+        raise JobMojitoConfigError(
+            f"{name} must be a number of seconds from 0 to {MAX_SECONDS} (a day); got {value!r}."
+        )
     return number
 
 
 def _count(name: str, value: Any) -> int:
-    whole = isinstance(value, int) or (isinstance(value, str) and value.isdigit())
-    if isinstance(value, bool) or not whole or int(value) < 0:
-        raise JobMojitoConfigError(f"{name} must be a whole number, 0 or more; got {value!r}.")
+    if isinstance(value, str):
+        value = value.strip()
+    whole = isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
+    # len() first: int() of a string of thousands of digits is refused by Python itself.
+    if isinstance(value, bool) or not whole or len(str(value)) > 4 or not 0 <= int(value) <= MAX_RETRIES:
+        raise JobMojitoConfigError(f"{name} must be a whole number from 0 to {MAX_RETRIES}; got {value!r}.")
     return int(value)
 
 
 def _url(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise JobMojitoConfigError(f"{name} must be an http(s) URL; got {value!r}.")
+    # Copied from a form or a secrets manager, a URL often carries a space or a newline around it.
+    value = str(value).strip()
+    if any(character.isspace() or not character.isprintable() for character in value):
+        raise JobMojitoConfigError(
+            f"{name} must be an http(s) URL without spaces or line breaks; got {value!r}."
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise JobMojitoConfigError(f"{name} must be an http(s) URL; got {value!r}.")
@@ -56,7 +76,7 @@ def _url(name: str, value: Any) -> str:
         port = 0
     if port == 0:
         raise JobMojitoConfigError(f"{name} has a port that is not a number from 1 to 65535; got {value!r}.")
-    return value.rstrip("/")
+    return str(value).rstrip("/")
 
 
 def _text(name: str, value: Any) -> str:
@@ -179,6 +199,7 @@ def _known_extras(extras: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _base_url(host: str | None, port: int | None, schema: str | None) -> str:
+    host = host.strip() if isinstance(host, str) else host
     if not host:
         return DEFAULT_API_URL
     if "://" not in host:

@@ -484,7 +484,7 @@ class TestStopping:
             return real_wait(seconds, stop)
 
         hook.client.wait = cancel_then_wait
-        with pytest.raises(JobMojitoBulkError, match="stopped retrying: the bulk change was stopped"):
+        with pytest.raises(JobMojitoBulkError, match="stopped retrying: the bulk change was cancelled"):
             hook.set_interview_states(ids, status="active")
         assert len(set_state_calls(jobmojito_sandbox)) == 1  # not one of the 6 retries
 
@@ -537,3 +537,57 @@ class TestStopping:
         # The changed ids are named, up to ten of them (more would drown the log).
         assert sum(position_id in report for position_id in changed) == min(sent, 10)
         assert f"{60 - sent} not sent" in report
+
+
+class TestBreaker:
+    """An API that is plainly down stops a bulk call early; scattered failures do not."""
+
+    def test_an_api_that_is_down_stops_the_batch_after_failures_in_a_row(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any
+    ) -> None:
+        ids = new_ids(320)
+        seed(jobmojito_sandbox, ids)
+        jobmojito_sandbox.add_fault("status", status=503, count=100_000, path=SET_STATE)
+        with pytest.raises(JobMojitoBulkError) as raised:
+            hook.set_interview_states(ids, status="active", max_workers=16)
+        # Retryable: the task's own retries take over, later.
+        assert not isinstance(raised.value, AirflowFailException)
+        sent = len(set_state_calls(jobmojito_sandbox))
+        # The default trips at 2 x 16 failures in a row; calls already in flight finish their
+        # attempt. Without the breaker: 320 x 6 = 1,920 requests.
+        assert 32 <= sent <= 32 + 16
+        results = raised.value.results
+        assert [result.position_id for result in results] == ids
+        unsent = [r for r in results if "Not sent: the API looks down" in str(r.error)]
+        assert len(unsent) >= 320 - 48
+        assert all(isinstance(r.error, JobMojitoUnavailableError) for r in results)
+        assert "32 attempts in a row failed across the batch (the last answered 503)" in str(unsent[0].error)
+
+    def test_failures_among_successes_do_not_trip_it(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any
+    ) -> None:
+        ids = new_ids(200)
+        seed(jobmojito_sandbox, ids)
+        # Three bursts of 9 failures, each below the default of 2 x 4 = 10, with successes between.
+        for _ in range(3):
+            jobmojito_sandbox.add_fault("status", status=503, count=9, path=SET_STATE)
+            hook.set_interview_states(ids, status="active", max_workers=4)
+        assert {row["status"] for row in jobmojito_sandbox.positions().values()} == {"active"}
+
+    def test_a_threshold_of_zero_plays_every_positions_retries(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any
+    ) -> None:
+        ids = new_ids(5)
+        seed(jobmojito_sandbox, ids)
+        jobmojito_sandbox.add_fault("status", status=503, count=100_000, path=SET_STATE)
+        with pytest.raises(JobMojitoBulkError, match="5 of 5 positions failed"):
+            hook.set_interview_states(ids, status="active", max_workers=2, failures_in_a_row=0)
+        assert len(set_state_calls(jobmojito_sandbox)) == 5 * 6
+
+    @pytest.mark.parametrize("value", [-1, 1.5, True, "3"])
+    def test_a_bad_threshold_is_refused_before_sending(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any, value: Any
+    ) -> None:
+        with pytest.raises(ValueError, match="failures_in_a_row must be a whole number"):
+            hook.set_interview_states(new_ids(2), status="active", failures_in_a_row=value)
+        assert jobmojito_sandbox.requests_log() == []

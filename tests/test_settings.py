@@ -70,6 +70,12 @@ def test_an_unknown_extra_is_an_error_that_lists_the_known_ones() -> None:
         ({"backoff_max": "inf"}, "backoff_max must be a number"),
         ({"supabase_url": "ftp://x"}, "supabase_url must be an http"),
         ({"embed_base_url": 3}, "embed_base_url must be an http"),
+        # Values that used to be accepted, then failed every call with a raw OverflowError.
+        ({"timeout": 1e12}, "timeout must be a number of seconds from 0 to 86400"),
+        ({"backoff_max": 10**400}, "backoff_max must be a number of seconds from 0 to 86400"),
+        ({"max_retries": 10**6}, "max_retries must be a whole number from 0 to 100"),
+        ({"max_retries": "9" * 5000}, "max_retries must be a whole number from 0 to 100"),
+        ({"supabase_url": "https://exa mple.com"}, "without spaces or line breaks"),
     ],
 )
 def test_bad_values_name_the_setting(extras: dict[str, Any], message: str) -> None:

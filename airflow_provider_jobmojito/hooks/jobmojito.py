@@ -9,7 +9,6 @@ client once, and names the calls.
 from __future__ import annotations
 
 import platform
-import threading
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -19,7 +18,7 @@ import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_jobmojito import __version__
-from airflow_provider_jobmojito.answers import SET_STATE_PATH
+from airflow_provider_jobmojito.answers import SET_STATE_PATH, scrub
 from airflow_provider_jobmojito.auth import TokenProvider
 from airflow_provider_jobmojito.bulk import StateChangeResult, apply_all, failure_report
 from airflow_provider_jobmojito.client import JobMojitoClient
@@ -28,8 +27,10 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoBulkError,
     JobMojitoError,
     JobMojitoUnavailableError,
+    JobMojitoUnexpectedAnswerError,
 )
 from airflow_provider_jobmojito.masking import mask
+from airflow_provider_jobmojito.retry import Stop
 from airflow_provider_jobmojito.settings import HookSettings
 from airflow_provider_jobmojito.transport import JobMojitoSession, PooledAdapter, RequestsTransport
 from airflow_provider_jobmojito.validation import (
@@ -153,9 +154,9 @@ class JobMojitoHook(BaseHook):
             "supabase_anon_key": supabase_anon_key,
             "embed_base_url": embed_base_url,
         }
-        # The running set_interview_states call's stop event (set by cancel()); None between
-        # calls, so a cancel with nothing running stops no later call.
-        self._bulk_cancel: threading.Event | None = None
+        # What the running set_interview_states call shares to stop (cancel() sets it); None
+        # between calls, so a cancel with nothing running stops no later call.
+        self._bulk_stop: Stop | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -226,10 +227,10 @@ class JobMojitoHook(BaseHook):
         """
         return self.apply(StateChange.build(position_id, status, is_embedded))
 
-    def apply(self, change: StateChange, *, stop: threading.Event | None = None) -> dict[str, Any]:
+    def apply(self, change: StateChange, *, stop: Stop | None = None) -> dict[str, Any]:
         """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`.
 
-        :param stop: once set, retries stop (a cancelled bulk change).
+        :param stop: what the calls of a bulk change share: once set, retries stop.
         """
         # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
         # returns the existing key), so retrying this POST after a lost answer is safe.
@@ -242,9 +243,17 @@ class JobMojitoHook(BaseHook):
         has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
         if has_id != has_key or (change.is_embedded is True and not has_id):
             # Callers rely on the two coming together; say so here rather than fail on a lookup.
-            raise JobMojitoError(
+            raise JobMojitoUnexpectedAnswerError(
                 f"JobMojito switched embedding on for position {change.position_id} but did not "
                 "send both embed_id and embed_signing_key."
+            )
+        if answer.get("success") is not True and not has_id:
+            # A 200 {"error": ...} from a proxy or a changed API must not pass for a change made.
+            shape = _shape_of(answer, self.client.tokens.secrets())
+            raise JobMojitoUnexpectedAnswerError(
+                f"JobMojito answered POST /{SET_STATE_PATH} for position {change.position_id} without "
+                f"confirming the change (it sent {shape}); the change may or may not have been made: "
+                "check the position.",
             )
         return answer
 
@@ -255,6 +264,7 @@ class JobMojitoHook(BaseHook):
         status: InterviewStatus | str | None = None,
         is_embedded: bool | None = None,
         max_workers: int = 8,
+        failures_in_a_row: int | None = None,
     ) -> list[StateChangeResult]:
         """Make the same change to many positions, ``max_workers`` calls at a time.
 
@@ -271,6 +281,10 @@ class JobMojitoHook(BaseHook):
         :param status: as for :meth:`set_interview_state`, applied to every position.
         :param is_embedded: as for :meth:`set_interview_state`, applied to every position.
         :param max_workers: calls in flight at once (a whole number, at least 1).
+        :param failures_in_a_row: when this many attempts in a row fail transiently across the
+            batch (no answer in between), the API is down: the call stops sending, and raises a
+            retryable error at once instead of playing every position's retries. Default: twice
+            ``max_workers``, at least 10; 0 never stops.
         :return: one :class:`~airflow_provider_jobmojito.bulk.StateChangeResult` per position, in
             input order, when every change was made.
         :raises ~airflow_provider_jobmojito.exceptions.JobMojitoBulkError: after every position was
@@ -278,28 +292,39 @@ class JobMojitoHook(BaseHook):
             (``.failed``), and the failures are logged with their errors. When every failure is
             permanent it is a ``JobMojitoPermanentBulkError``, an ``AirflowFailException``.
         """
-        return self.apply_many(build_changes(position_ids, status, is_embedded), max_workers=max_workers)
+        changes = build_changes(position_ids, status, is_embedded)
+        return self.apply_many(changes, max_workers=max_workers, failures_in_a_row=failures_in_a_row)
 
-    def apply_many(self, changes: Sequence[StateChange], *, max_workers: int = 8) -> list[StateChangeResult]:
+    def apply_many(
+        self, changes: Sequence[StateChange], *, max_workers: int = 8, failures_in_a_row: int | None = None
+    ) -> list[StateChangeResult]:
         """:meth:`set_interview_states` for changes already checked (one per position)."""
         workers = check_max_workers(max_workers)
+        if failures_in_a_row is None:
+            failures_in_a_row = max(10, 2 * workers)
+        elif (
+            isinstance(failures_in_a_row, bool)
+            or not isinstance(failures_in_a_row, int)
+            or failures_in_a_row < 0
+        ):
+            raise ValueError(
+                f"failures_in_a_row must be a whole number, 0 or more; got {failures_in_a_row!r}."
+            )
         if not changes:
             self.log.info("No position ids given: nothing to change.")
             return []
         # Created before anything is sent, so that a cancel during the sign-in is not lost.
-        self._bulk_cancel = cancel = threading.Event()
+        self._bulk_stop = stop = Stop(failures_in_a_row or None)
         try:
-            return self._apply_all(changes, workers, cancel)
+            return self._apply_all(changes, workers, stop)
         finally:
-            self._bulk_cancel = None
+            self._bulk_stop = None
 
-    def _apply_all(
-        self, changes: Sequence[StateChange], workers: int, cancel: threading.Event
-    ) -> list[StateChangeResult]:
+    def _apply_all(self, changes: Sequence[StateChange], workers: int, stop: Stop) -> list[StateChangeResult]:
         # Read the connection and get a token once, before the threads start: a missing, expired
         # or refused credential fails the whole call here instead of once per position.
         client = self.client
-        client.token(cancel)
+        client.token(stop)
         workers = min(workers, len(changes))
         client.transport.ensure_pool(self.base_url, workers)
         self.log.info(
@@ -307,7 +332,7 @@ class JobMojitoHook(BaseHook):
         )
         started = time.monotonic()
         results = apply_all(
-            changes, lambda change: self.apply(change, stop=cancel), max_workers=workers, cancel=cancel
+            changes, lambda change: self.apply(change, stop=stop), max_workers=workers, stop=stop
         )
         failed = [result for result in results if not result.ok]
         elapsed = time.monotonic() - started
@@ -325,8 +350,8 @@ class JobMojitoHook(BaseHook):
         "not sent" error, so the call still raises
         :class:`~airflow_provider_jobmojito.exceptions.JobMojitoBulkError` with every position's result.
         """
-        if self._bulk_cancel is not None:
-            self._bulk_cancel.set()
+        if self._bulk_stop is not None:
+            self._bulk_stop.cancel()
 
     def enable_embedding(self, position_id: str) -> EmbedKeys:
         """Switch iframe embedding on and return the embed keys (the existing ones, if any).
@@ -379,3 +404,12 @@ class JobMojitoHook(BaseHook):
         total = pagination.get("total") if isinstance(pagination, dict) else None
         seen = f" ({total} interviews visible)" if isinstance(total, int) else ""
         return True, f"Connected to {settings.base_url}: the access token was accepted{seen}."
+
+
+def _shape_of(answer: dict[str, Any], secrets: Iterable[str]) -> str:
+    """The keys of an answer, and its ``error`` text scrubbed: never other values, which could be
+    secret."""
+    keys = ", ".join(sorted(answer)[:10]) or "no keys"
+    error = scrub(answer.get("error"), secrets) if isinstance(answer.get("error"), str) else None
+    text = f": error {error[:200]!r}" if error else ""
+    return f"{{{keys}}}{text}"

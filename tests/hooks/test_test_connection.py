@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 POSITION = "0d6f4b8e-1a2c-4e3f-9a7b-6c5d4e3f2a1b"
 
 
@@ -57,3 +59,33 @@ def test_an_unknown_extra_is_reported(jobmojito_conn: Any) -> None:
     ok, message = JobMojitoHook(jobmojito_conn(extra={"proxy": "x"})).test_connection()
     assert not ok
     assert "Unknown connection extra 'proxy'" in message
+
+
+@pytest.mark.parametrize("host", [" {url}", "{url}\n", "\t{url} "])
+def test_whitespace_around_the_host_is_dropped(
+    jobmojito_sandbox: Any, jobmojito_conn: Any, host: str
+) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    ok, message = JobMojitoHook(
+        jobmojito_conn(host=host.format(url=jobmojito_sandbox.api_url))
+    ).test_connection()
+    assert ok, message
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"host": "http://exa mple.com/functions/v1"}, "host must be an http(s) URL without spaces"),
+        ({"host": "ftp://example.com"}, "host must be an http(s) URL"),
+        ({"extra": {"timeout": 1e12}}, "timeout must be a number of seconds from 0 to 86400"),
+    ],
+)
+def test_a_bad_setting_is_a_failed_test_with_the_reason_never_an_exception(
+    jobmojito_conn: Any, fields: dict[str, Any], expected: str
+) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    ok, message = JobMojitoHook(jobmojito_conn(**fields)).test_connection()
+    assert not ok
+    assert expected in message
