@@ -6,13 +6,13 @@ import json as jsonlib
 import platform
 import threading
 import time
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 from urllib.parse import urlencode
 
 import pendulum
 import requests
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_jobmojito import __version__
 from airflow_provider_jobmojito.auth import SIGN_IN_CACHE, SignedInToken, jwt_expiry
@@ -34,13 +34,14 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoUnavailableError,
     JobMojitoValidationError,
 )
+from airflow_provider_jobmojito.masking import SecretBatch, mask
 from airflow_provider_jobmojito.retry import RETRYABLE_STATUS_CODES, RetryPolicy, parse_retry_after
 from airflow_provider_jobmojito.settings import HookSettings
 from airflow_provider_jobmojito.transport import Answer, NoAnswer, PooledAdapter, Transport
 from airflow_provider_jobmojito.validation import StateChange, parse_position_id
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from airflow_provider_jobmojito.status import InterviewStatus
 
@@ -184,7 +185,7 @@ class JobMojitoHook(BaseHook):
         )
         for secret in (settings.password, settings.supabase_anon_key):
             if secret:
-                _mask(secret)
+                mask(secret)
         return settings
 
     @property
@@ -295,7 +296,12 @@ class JobMojitoHook(BaseHook):
             workers,
         )
         started = time.monotonic()
-        results = apply_all(changes, self.apply, max_workers=workers, cancel=cancel)
+        # The signing keys are registered with the secret masker together, once every position
+        # was attempted (one regex compile, not one per key), and before the results are returned
+        # or raised: nothing logs a key before then.
+        with SecretBatch() as signing_keys:
+            apply = partial(self.apply, mask_key=signing_keys.add)
+            results = apply_all(changes, apply, max_workers=workers, cancel=cancel)
         failed = [result for result in results if not result.ok]
         elapsed = time.monotonic() - started
         if failed:
@@ -322,8 +328,12 @@ class JobMojitoHook(BaseHook):
         if isinstance(adapter, PooledAdapter):
             adapter.grow(connections)
 
-    def apply(self, change: StateChange) -> dict[str, Any]:
-        """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`."""
+    def apply(self, change: StateChange, *, mask_key: Callable[[str], None] = mask) -> dict[str, Any]:
+        """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`.
+
+        :param mask_key: registers the signing key in the answer, if any, with the secret masker
+            (by default at once; a bulk call collects the keys and registers them together).
+        """
         # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
         # returns the existing key), so retrying this POST after a lost answer is safe.
         answer = self._call(
@@ -331,7 +341,7 @@ class JobMojitoHook(BaseHook):
         )
         signing_key = answer.get("embed_signing_key")
         if isinstance(signing_key, str):
-            _mask(signing_key)
+            mask_key(signing_key)
         has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
         if has_id != has_key or (change.is_embedded is True and not has_id):
             # Callers rely on the two coming together; say so here rather than fail on a lookup.
@@ -658,7 +668,7 @@ class JobMojitoHook(BaseHook):
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise JobMojitoAuthError(f"{what} answered without an access_token.")
-        _mask(token)
+        mask(token)
         now = pendulum.now("UTC")
         # expires_in is relative, so a local clock that runs ahead cannot make every cached
         # token look expired; the JWT's absolute exp is the fallback.
@@ -681,18 +691,6 @@ USER_AGENT = (
 #: How Supabase's password grant refuses credentials (400 invalid_grant, 422 a malformed
 #: e-mail, 401/403 a wrong anon key); any other answer means the request went to the wrong place.
 _SIGN_IN_REFUSALS = frozenset({400, 401, 403, 422})
-
-_MASK_LOCK = threading.Lock()
-
-
-def _mask(secret: str) -> None:
-    """Register ``secret`` with Airflow's secret masker.
-
-    Serialised: the masker rebuilds one pattern from its set of secrets without a lock, so two
-    threads of a bulk call registering keys at once could leave one key out of the pattern.
-    """
-    with _MASK_LOCK:
-        mask_secret(secret)
 
 
 def _json_of(response: Answer, what: str) -> Any:

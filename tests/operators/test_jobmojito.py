@@ -469,8 +469,8 @@ class TestBulk:
         operator = SetInterviewStateOperator(task_id="t", position_ids=ids, status="archived", max_workers=2)
         original, calls, lock = JobMojitoHook.apply, [], threading.Lock()
 
-        def apply(hook: JobMojitoHook, change: Any) -> dict[str, Any]:
-            answer = original(hook, change)
+        def apply(hook: JobMojitoHook, change: Any, **kwargs: Any) -> dict[str, Any]:
+            answer = original(hook, change, **kwargs)
             with lock:
                 calls.append(change)
                 if len(calls) == 3:
