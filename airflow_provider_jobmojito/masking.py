@@ -1,24 +1,168 @@
-"""Registering secrets with Airflow's secret masker, the moment the provider holds them."""
+"""Registering secrets with Airflow's secret masker: one at a time, or many at the price of one.
+
+Airflow's masker (``SecretsMasker.add_mask``, on every line from 2.11 to 3.3) keeps one set of
+escaped patterns and recompiles a single regular expression over all of them each time a new
+secret is added, including each item of a list. Registering N signing keys one by one therefore
+costs N compiles of a pattern that grows with N: quadratic, about two minutes for 1,000 keys.
+
+* :func:`mask` registers one secret at once (a password, a token, one signing key), through
+  ``mask_secret`` as before.
+* :func:`mask_all` registers many with one compile in this process and, on Airflow 3, one
+  ``MaskSecret`` message to the supervisor (the public ``mask_secret`` called with a list).
+* :class:`SecretBatch` collects secrets from many threads (a bulk call's workers) and registers
+  them all with :func:`mask_all` when its ``with`` block ends, however it ends.
+
+How :func:`mask_all` gets one compile: for each secret it asks a scratch copy of the masker which
+patterns ``add_mask`` would add (so Airflow's own escaping, minimum length, skip list and secret
+mask adapter decide, on every line), puts all of them but one secret's into the masker's
+``patterns`` set, then calls the masker's own ``add_mask`` for that last secret, which compiles
+once over the whole set. ``patterns``, ``replacer`` and ``add_mask`` are the masker's attributes,
+not a documented API; each is checked before use, and the result is checked after (the
+pattern set holds every new pattern and the compiled expression was replaced). When a check fails
+(a masker shaped differently, or no masker configured), every secret is registered one by one
+through ``mask_secret``, as Airflow intends: slower, never less safe.
+
+On Airflow 3 the supervisor, which redacts the task's log lines, registers the secrets of the one
+``MaskSecret`` message with its own ``add_mask``: one compile per new secret there, which this
+process cannot change (see the module's tests and the benchmark notes).
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+import sys
 import threading
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import mask_secret
 
-#: One lock in a list, so that a forked child can replace it without a ``global`` statement.
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+#: Serialises this module's registrations: Airflow's masker updates its pattern set and its
+#: compiled expression without a lock, so two threads registering at once could leave one secret
+#: out of the expression. One lock in a list, so that a forked child can replace it.
 _LOCK = [threading.Lock()]
 
 
 def mask(secret: str) -> None:
-    """Register ``secret`` with Airflow's secret masker.
-
-    Serialised: the masker rebuilds one pattern from its set of secrets without a lock, so two
-    threads of a bulk call registering keys at once could leave one key out of the pattern.
-    """
+    """Register one secret with Airflow's secret masker now (and, on Airflow 3, the supervisor's)."""
+    if not secret:
+        return
     with _LOCK[0]:
         mask_secret(secret)
+
+
+def mask_all(secrets: Iterable[str]) -> None:
+    """Register many secrets with one compile of the masker's expression; see the module's notes.
+
+    Returns once every secret is masked here and, on Airflow 3, in the supervisor.
+    """
+    batch = list(dict.fromkeys(secret for secret in secrets if isinstance(secret, str) and secret))
+    if not batch:
+        return
+    with _LOCK[0]:
+        masker = _local_masker()
+        if masker is None or not _merge(masker, batch):
+            for secret in batch:  # the per-secret path: Airflow's own, one compile each
+                mask_secret(secret)
+            return
+        # Every pattern is in the local masker now, so this adds none and compiles nothing here;
+        # on Airflow 3 it sends the whole batch to the supervisor in one message.
+        mask_secret(cast("list[Any]", batch))
+
+
+class SecretBatch:
+    """Collect secrets from any number of threads; register them together when the block ends.
+
+    For a bulk call whose results are handed back together: nothing logs a secret inside the
+    block, and every secret is registered before the block is left, by a return or an exception::
+
+        with SecretBatch() as batch:
+            results = run_all(on_secret=batch.add)
+        return results
+    """
+
+    def __init__(self) -> None:
+        self._secrets: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        """Keep ``secret`` to be registered when the batch ends (thread-safe, no compile)."""
+        with self._lock:
+            self._secrets.append(secret)
+
+    def flush(self) -> None:
+        """Register what was collected so far with :func:`mask_all`."""
+        with self._lock:
+            secrets, self._secrets = self._secrets, []
+        mask_all(secrets)
+
+    def __enter__(self) -> SecretBatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.flush()
+
+
+def _local_masker() -> Any | None:
+    """The masker ``mask_secret`` registers with, when it has the shape :func:`_merge` needs."""
+    module = sys.modules.get(getattr(mask_secret, "__module__", ""))
+    getter = getattr(module, "_secrets_masker", None)
+    if not callable(getter):
+        return None
+    try:
+        masker = getter()
+    except Exception:  # Airflow 2 raises when logging was configured without a masker
+        return None
+    if not (
+        isinstance(getattr(masker, "patterns", None), set)
+        and hasattr(masker, "replacer")
+        and callable(getattr(masker, "add_mask", None))
+    ):
+        return None
+    return masker
+
+
+def _merge(masker: Any, batch: list[str]) -> bool:
+    """Add the patterns of every secret in ``batch`` to ``masker`` with one compile.
+
+    :return: whether it worked; ``False`` leaves the masker with more patterns than its compiled
+        expression covers, which the caller's per-secret registration then compiles.
+    """
+    try:
+        scratch = copy.copy(masker)
+        fresh: dict[str, set[str]] = {}
+        for secret in batch:
+            scratch.patterns = set()
+            scratch.replacer = None
+            scratch.add_mask(secret)
+            new = scratch.patterns - masker.patterns
+            if new:
+                fresh[secret] = new
+    except Exception:
+        return False
+    if not fresh:
+        return True  # every secret was registered already, or is one the masker never masks
+    *others, last = fresh
+    triggering = fresh[last]
+    added = set().union(*(fresh[secret] for secret in others)) - triggering
+    before = masker.replacer
+    try:
+        masker.patterns.update(added)
+        masker.patterns.difference_update(triggering)  # so that add_mask finds them new and compiles
+        masker.add_mask(last)
+    except Exception:
+        return False
+    wanted = added | triggering
+    return masker.replacer is not before and wanted <= masker.patterns
 
 
 def _after_fork_in_child() -> None:

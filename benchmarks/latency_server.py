@@ -7,7 +7,8 @@ GIL::
 
 It prints ``PORT <n>`` on its first line, then serves until its stdin closes (so it never
 outlives the benchmark that started it). It answers ``POST .../job-interview-set-state`` with
-``{"success": true}`` after ``--delay`` seconds, accepts any bearer token, keeps connections
+``{"success": true}`` after ``--delay`` seconds (``{"embed_id", "embed_signing_key"}``, a fresh
+random key, when the body sets ``"is_embedded": true``), accepts any bearer token, keeps connections
 alive (HTTP/1.1), and counts the set-state calls it answered: ``GET /_count`` returns
 ``{"count": n, "distinct": ids}`` and ``DELETE /_count`` resets both.
 
@@ -20,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 import threading
+import uuid
 
 SET_STATE_PATH = b"/functions/v1/job-interview-set-state"
 _REASONS = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 422: b"Unprocessable Entity"}
@@ -40,6 +43,13 @@ def _response(status: int, body: bytes) -> bytes:
         len(body),
         body,
     )
+
+
+def _set_state_answer(request: dict[str, object]) -> bytes:
+    if request.get("is_embedded") is True:
+        keys = {"embed_id": str(uuid.uuid4()), "embed_signing_key": secrets.token_urlsafe(32)}
+        return json.dumps(keys).encode()
+    return b'{"success":true}'
 
 
 async def _serve_connection(
@@ -65,7 +75,8 @@ async def _serve_connection(
                     writer.write(_response(401, b'{"error":"Missing bearer token."}'))
                     continue
                 try:
-                    position_id = json.loads(body)["position_id"]
+                    request = json.loads(body)
+                    position_id = request["position_id"]
                 except (ValueError, KeyError, TypeError):
                     writer.write(_response(422, b'{"error":"Bad body.","name":"body"}'))
                     continue
@@ -73,7 +84,7 @@ async def _serve_connection(
                     await asyncio.sleep(delay)
                 counter.count += 1
                 counter.seen.add(position_id)
-                writer.write(_response(200, b'{"success":true}'))
+                writer.write(_response(200, _set_state_answer(request)))
             elif path == b"/_count" and method == b"GET":
                 payload = {"count": counter.count, "distinct": len(counter.seen)}
                 writer.write(_response(200, json.dumps(payload).encode()))

@@ -14,7 +14,10 @@ with a set latency, in a process of its own.
    sharing a ``requests.Session``, and 16 threads on a bare urllib3 pool (the floor of a threaded
    design on the machine at hand); and peak RSS of a 10,000-id bulk call, measured in a fresh
    process as the growth over the same process with everything imported and one call made.
-3. DAG parse cost: what importing the operators module adds on top of
+3. Bulk embedding: 1,000 positions switched to ``is_embedded=True`` in one bulk call, at the same
+   latency, against a status change of 1,000 positions: every answer carries a signing key, which
+   must be registered with Airflow's secret masker. Afterwards every key must redact to ``***``.
+4. DAG parse cost: what importing the operators module adds on top of
    ``from airflow.sdk import BaseOperator``, against ``airflow.providers.http.operators.http``,
    each in fresh processes; medians over runs.
 """
@@ -89,9 +92,13 @@ def quiet_logs() -> None:
     import logging
 
     import airflow  # noqa: F401 - configures Airflow's logging, which is then quietened
-    import structlog
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        import structlog
+    except ImportError:  # Airflow 2.11 logs through the standard library alone
+        pass
+    else:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.getLogger().setLevel(logging.WARNING)
 
 
@@ -272,6 +279,38 @@ def bulk(port: int, token: str, positions: int, workers: int, rounds: int) -> Bu
     return figures
 
 
+@dataclass
+class EmbedFigures:
+    status: list[float] = field(default_factory=list)
+    embedded: list[float] = field(default_factory=list)
+    #: Per round: every signing key of the embedding call was distinct and redacts to ``***``.
+    masked: list[bool] = field(default_factory=list)
+
+
+def embed_bulk(positions: int, workers: int, rounds: int) -> EmbedFigures:
+    """Interleaved rounds: a status change of ``positions`` ids, then embedding switched on for as many."""
+    from airflow.providers.common.compat.sdk import redact
+
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    figures = EmbedFigures()
+    for _ in range(rounds):
+        hook = JobMojitoHook(JOBMOJITO_CONN)
+        ids = new_ids(positions)
+        started = time.perf_counter()
+        hook.set_interview_states(ids, status="archived", max_workers=workers)
+        figures.status.append(time.perf_counter() - started)
+
+        hook = JobMojitoHook(JOBMOJITO_CONN)
+        ids = new_ids(positions)
+        started = time.perf_counter()
+        results = hook.set_interview_states(ids, is_embedded=True, max_workers=workers)
+        figures.embedded.append(time.perf_counter() - started)
+        keys = [result.response["embed_signing_key"] for result in results if result.response]
+        figures.masked.append(len(set(keys)) == positions and all(redact(key) == "***" for key in keys))
+    return figures
+
+
 def peak_rss_probe(port: int, ids: int, workers: int) -> dict[str, Any]:
     """In a fresh process: peak RSS of one bulk call over the same process before it."""
     env = {**os.environ, **airflow_env()}
@@ -322,7 +361,7 @@ def _vm_kb(field: str) -> int | None:
     return None
 
 
-# -- 3. DAG parse cost -------------------------------------------------------------------------
+# -- 4. DAG parse cost -------------------------------------------------------------------------
 
 _IMPORT_SNIPPET = """
 import json, sys, time
@@ -358,7 +397,14 @@ def parse_cost(runs: int) -> tuple[str, list[dict[str, Any]], list[dict[str, Any
 
 
 def machine() -> list[str]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    def version(name: str) -> str:
+        try:
+            return installed(name)
+        except PackageNotFoundError:
+            return "not installed"
 
     model = "unknown CPU"
     try:
@@ -399,6 +445,7 @@ class Measured:
     timings: dict[str, Timing]
     rss: dict[str, Any]
     bulk: BulkFigures
+    embed: EmbedFigures
     ours_module: str
     ours_imports: list[dict[str, Any]]
     their_imports: list[dict[str, Any]]
@@ -419,11 +466,28 @@ def measure(settings: Settings) -> Measured:
     with latency_server(settings.latency) as port:
         define_connections(port, token)
         figures = bulk(port, token, settings.positions, settings.workers, settings.bulk_rounds)
+        print("...bulk embedding...", file=sys.stderr, flush=True)
+        embed = embed_bulk(settings.positions, settings.workers, settings.bulk_rounds)
     print("...DAG parse cost...", file=sys.stderr, flush=True)
     ours_module, ours_imports, their_imports = parse_cost(settings.parse_runs)
     return Measured(
-        timings, rss, figures, ours_module, ours_imports, their_imports, time.monotonic() - started
+        timings,
+        rss,
+        figures,
+        embed,
+        ours_module,
+        ours_imports,
+        their_imports,
+        time.monotonic() - started,
     )
+
+
+def measure_embed_only(settings: Settings) -> EmbedFigures:
+    """Section 3 alone (``--embed-only``): it needs neither the HTTP provider nor structlog."""
+    token = fake_jwt()
+    with latency_server(settings.latency) as port:
+        define_connections(port, token)
+        return embed_bulk(settings.positions, settings.workers, settings.bulk_rounds)
 
 
 def us(seconds: float) -> str:
@@ -495,7 +559,8 @@ def table_rows(s: Settings, m: Measured) -> list[tuple[str, str, str, str]]:
             "",
             "",
         ),
-        ("3. DAG parse cost: import added on top of airflow.sdk.BaseOperator", "", "", ""),
+        *embed_rows(s, m.embed),
+        ("4. DAG parse cost: import added on top of airflow.sdk.BaseOperator", "", "", ""),
         (
             f"   (baseline) from airflow.sdk import BaseOperator (median of {s.parse_runs})",
             f"{base * 1000:.0f} ms",
@@ -509,6 +574,32 @@ def table_rows(s: Settings, m: Measured) -> list[tuple[str, str, str, str]]:
             f"{ours_added / theirs_added:.2f}",
             "<= 0.33",
             verdict(ours_added <= theirs_added / 3),
+        ),
+    ]
+
+
+def embed_rows(s: Settings, embed: EmbedFigures) -> list[tuple[str, str, str, str]]:
+    status_median = statistics.median(embed.status)
+    embedded_median = statistics.median(embed.embedded)
+    ratio = embedded_median / status_median
+    rounds = len(embed.embedded)
+    masked = sum(embed.masked)
+    return [
+        (
+            f"3. bulk embedding: {s.positions:,} positions, {s.latency * 1000:.0f} ms latency, "
+            f"{s.workers} workers (medians of {rounds})",
+            "",
+            "",
+            "",
+        ),
+        ("   set_interview_states(status=...)", f"{status_median:.2f} s", "", ""),
+        ("   set_interview_states(is_embedded=True)", f"{embedded_median:.2f} s", "", ""),
+        ("   embedding / status change", f"{ratio:.2f}x", "<= 1.50x", verdict(ratio <= 1.5)),
+        (
+            "   every signing key redacts to ***",
+            f"{masked} of {rounds} round(s)",
+            "all",
+            verdict(masked == rounds),
         ),
     ]
 
@@ -549,16 +640,30 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds (a smoke run)")
     parser.add_argument("--rss-probe", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--embed-only", action="store_true", help="only the bulk embedding benchmark (runs on Airflow 2.11)"
+    )
+    parser.add_argument("--positions", type=int, default=1000, help="positions per bulk call (default 1000)")
     args = parser.parse_args(argv)
     os.environ.update(airflow_env())
     if args.rss_probe:
         _rss_probe_main(*args.rss_probe)
         return
     if args.quick:
-        settings = Settings(calls=300, rounds=3, bulk_rounds=2, parse_runs=3)
+        settings = Settings(calls=300, rounds=3, bulk_rounds=2, parse_runs=3, positions=args.positions)
     else:
-        settings = Settings(calls=1000, rounds=7, bulk_rounds=3, parse_runs=7)
+        settings = Settings(calls=1000, rounds=7, bulk_rounds=3, parse_runs=7, positions=args.positions)
     header = machine()
+    if args.embed_only:
+        quiet_logs()
+        started = time.monotonic()
+        embed = measure_embed_only(settings)
+        print()
+        print("\n".join(render(embed_rows(settings, embed))))
+        print()
+        print("\n".join(header))
+        print(f"ran in {time.monotonic() - started:.0f} s; reproduce: python -m benchmarks.run --embed-only")
+        return
     measured = measure(settings)
     print()
     print("\n".join(render(table_rows(settings, measured))))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_jobmojito import masking as masking_module
+from airflow_provider_jobmojito import masking
 from airflow_provider_jobmojito.bulk import StateChangeResult
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
@@ -43,6 +43,19 @@ def seed(sandbox: Any, ids: list[str], status: str = "draft") -> None:
 
 def set_state_calls(sandbox: Any) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests_log() if r["path"] == SET_STATE]
+
+
+def spy_mask_all(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Each batch of secrets registered through :func:`masking.mask_all`, in order."""
+    batches: list[list[str]] = []
+    real = masking.mask_all
+
+    def spy(secrets: Any) -> None:
+        batches.append(list(secrets))
+        real(batches[-1])
+
+    monkeypatch.setattr(masking, "mask_all", spy)
+    return batches
 
 
 @pytest.fixture
@@ -360,11 +373,7 @@ class TestSignInAndSecrets:
     ) -> None:
         ids = new_ids(6)
         seed(jobmojito_sandbox, ids)
-        masked: list[str] = []
-        real_mask = masking_module.mask_secret
-        monkeypatch.setattr(
-            masking_module, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1]
-        )
+        batches = spy_mask_all(monkeypatch)
         jobmojito_sandbox.add_fault("status", status=503, count=2, path=SET_STATE)  # logged retries
 
         results = hook.set_interview_states(ids, status="active", is_embedded=True, max_workers=3)
@@ -374,9 +383,11 @@ class TestSignInAndSecrets:
         for position_id, answer in keys.items():
             assert answer["embed_id"] == jobmojito_sandbox.position(position_id)["embed_id"]
             assert answer["embed_signing_key"] == jobmojito_sandbox.position(position_id)["embed_signing_key"]
-            assert answer["embed_signing_key"] in masked
         secrets = [answer["embed_signing_key"] for answer in keys.values()]
         assert len(set(secrets)) == 6
+        # Registered together, in one batch, once the positions were attempted.
+        assert len(batches) == 1
+        assert sorted(batches[0]) == sorted(secrets)
 
         # A failing batch with keys in it: neither its message, its repr nor the log shows a key.
         unknown = new_ids(1)
@@ -403,6 +414,35 @@ class TestConcurrency:
         keys = [result.response["embed_signing_key"] for result in results if result.response]
         assert len(keys) == 64
         assert [redact(key) for key in keys] == ["***"] * 64
+
+    def test_keys_of_a_failing_batch_are_masked_before_it_raises(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from airflow.providers.common.compat.sdk import redact
+
+        ids = new_ids(40)
+        seed(jobmojito_sandbox, ids)
+        batches = spy_mask_all(monkeypatch)
+        with pytest.raises(JobMojitoBulkError) as raised:
+            hook.set_interview_states([*ids, *new_ids(1)], is_embedded=True, max_workers=8)
+        keys = [r.response["embed_signing_key"] for r in raised.value.results if r.response]
+        assert len(keys) == 40
+        assert [sorted(batch) for batch in batches] == [sorted(keys)]
+        assert [redact(key) for key in keys] == ["***"] * 40
+
+    def test_a_single_change_masks_its_key_at_once(
+        self, hook: JobMojitoHook, jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (position_id,) = new_ids(1)
+        seed(jobmojito_sandbox, [position_id])
+        hook.settings  # noqa: B018 - the connection's secrets are registered first
+        batches = spy_mask_all(monkeypatch)
+        masked: list[object] = []
+        real = masking.mask_secret
+        monkeypatch.setattr(masking, "mask_secret", lambda s, *a, **k: (masked.append(s), real(s))[1])
+        key = hook.enable_embedding(position_id)["embed_signing_key"]
+        assert batches == []
+        assert masked == [key]  # registered alone, as soon as it was parsed
 
     def test_refused_credentials_stop_the_batch_instead_of_sending_every_position(
         self, hook: JobMojitoHook, jobmojito_sandbox: Any

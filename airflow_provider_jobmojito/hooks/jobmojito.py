@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import platform
 import time
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlencode
 
@@ -29,7 +29,7 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoUnavailableError,
     JobMojitoUnexpectedAnswerError,
 )
-from airflow_provider_jobmojito.masking import mask
+from airflow_provider_jobmojito.masking import SecretBatch, mask
 from airflow_provider_jobmojito.retry import Stop
 from airflow_provider_jobmojito.settings import HookSettings
 from airflow_provider_jobmojito.transport import JobMojitoSession, PooledAdapter, RequestsTransport
@@ -41,7 +41,7 @@ from airflow_provider_jobmojito.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from airflow_provider_jobmojito.status import InterviewStatus
 
@@ -227,10 +227,14 @@ class JobMojitoHook(BaseHook):
         """
         return self.apply(StateChange.build(position_id, status, is_embedded))
 
-    def apply(self, change: StateChange, *, stop: Stop | None = None) -> dict[str, Any]:
+    def apply(
+        self, change: StateChange, *, stop: Stop | None = None, mask_key: Callable[[str], None] = mask
+    ) -> dict[str, Any]:
         """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`.
 
         :param stop: what the calls of a bulk change share: once set, retries stop.
+        :param mask_key: registers the signing key in the answer, if any, with the secret masker
+            (by default at once; a bulk call collects the keys and registers them together).
         """
         # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
         # returns the existing key), so retrying this POST after a lost answer is safe.
@@ -239,7 +243,7 @@ class JobMojitoHook(BaseHook):
         )
         signing_key = answer.get("embed_signing_key")
         if isinstance(signing_key, str):
-            mask(signing_key)
+            mask_key(signing_key)
         has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
         if has_id != has_key or (change.is_embedded is True and not has_id):
             # Callers rely on the two coming together; say so here rather than fail on a lookup.
@@ -331,9 +335,12 @@ class JobMojitoHook(BaseHook):
             "Setting %d position(s) -> %s, %d call(s) at a time.", len(changes), changes[0].summary, workers
         )
         started = time.monotonic()
-        results = apply_all(
-            changes, lambda change: self.apply(change, stop=stop), max_workers=workers, stop=stop
-        )
+        # The signing keys are registered with the secret masker together, once every position
+        # was attempted (one regex compile, not one per key), and before the results are returned
+        # or raised: nothing logs a key before then.
+        with SecretBatch() as signing_keys:
+            apply = partial(self.apply, stop=stop, mask_key=signing_keys.add)
+            results = apply_all(changes, apply, max_workers=workers, stop=stop)
         failed = [result for result in results if not result.ok]
         elapsed = time.monotonic() - started
         if failed:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,42 @@ def test_task_logs_are_masked(jobmojito_sandbox: Any, jobmojito_conn: Any, tmp_p
     assert token not in log
     for stream in (result.stdout, result.stderr):
         assert signing_key not in stream
+
+
+@pytest.mark.skipif(bool(NO_TASK_LOG), reason=NO_TASK_LOG)
+@pytest.mark.usefixtures("airflow_db")
+def test_keys_of_a_bulk_call_are_masked_in_the_task_log(
+    jobmojito_sandbox: Any, jobmojito_conn: Any, tmp_path: Path
+) -> None:
+    """Registered in one batch at the end of the bulk call, and masked in the lines logged after."""
+    ids = [str(uuid.uuid4()) for _ in range(150)]
+    jobmojito_sandbox.seed([{"id": position_id, "status": "draft"} for position_id in ids])
+    jobmojito_conn()
+    log_file = tmp_path / "task.log"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.example_dags.task_log_run",
+            str(log_file),
+            str(tmp_path / "out"),
+            ids[0],
+            ",".join(ids),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == {"bulk": "success", "keys": 150, "registered": True}
+
+    log = log_file.read_text()
+    assert log.count("bulk leak: key=***") == 150
+    keys = [jobmojito_sandbox.position(position_id)["embed_signing_key"] for position_id in ids]
+    for key in keys:
+        assert key not in log
+        assert key not in result.stdout
+        assert key not in result.stderr

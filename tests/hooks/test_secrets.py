@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_jobmojito import masking as masking_module
+from airflow_provider_jobmojito import masking
 from airflow_provider_jobmojito.exceptions import JobMojitoError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
@@ -21,8 +21,8 @@ def test_signing_key_is_registered_with_the_masker_when_parsed(
 ) -> None:
     jobmojito_sandbox.seed([{"id": POSITION, "status": "active"}])
     masked: list[str] = []
-    real_mask = masking_module.mask_secret
-    monkeypatch.setattr(masking_module, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1])
+    real_mask = masking.mask_secret
+    monkeypatch.setattr(masking, "mask_secret", lambda s, *a, **k: (masked.append(s), real_mask(s))[1])
     keys = JobMojitoHook(jobmojito_conn()).enable_embedding(POSITION)
     assert keys["embed_signing_key"] in masked
 

@@ -1,0 +1,268 @@
+"""Registering secrets with Airflow's masker: one at a time, and many with one compile."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+from airflow_provider_jobmojito import masking
+from tests.conftest import AIRFLOW_V3
+
+
+def new_keys(count: int) -> list[str]:
+    return [secrets.token_urlsafe(32) for _ in range(count)]
+
+
+def redacted(keys: list[str]) -> list[Any]:
+    from airflow.providers.common.compat.sdk import redact
+
+    return [redact(key) for key in keys]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_masker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty masker of Airflow's configured kind for each test: secrets other tests registered
+    (Airflow 2.11 masks even one-letter ones) cannot redact parts of these texts, and these
+    thousands of keys do not slow every later test's redaction."""
+    from airflow.providers.common.compat.sdk import redact
+
+    real = masking._local_masker()
+    assert real is not None, "the masker's shape changed: mask_all would always fall back"
+    fresh = copy.copy(real)
+    fresh.patterns, fresh.replacer = set(), None
+    for function in (masking.mask_secret, redact):
+        monkeypatch.setattr(sys.modules[function.__module__], "_secrets_masker", lambda: fresh)
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every expression the process's masker compiles from now on (scratch copies not counted)."""
+    masker = masking._local_masker()
+    assert masker is not None, "the masker's shape changed: mask_all would always fall back"
+    compiled: list[object] = []
+    base = type(masker)
+
+    def get(self: Any) -> Any:
+        return self.__dict__.get("replacer", base.replacer)
+
+    def put(self: Any, value: Any) -> None:
+        if self is masker:
+            compiled.append(value)
+        self.__dict__["replacer"] = value
+
+    counting = type("CountingMasker", (base,), {"replacer": property(get, put)})
+    monkeypatch.setattr(masker, "__class__", counting)
+    return compiled
+
+
+def test_mask_all_registers_1000_keys_with_one_compile(compiles: list[object]) -> None:
+    keys = new_keys(1000)
+    masking.mask_all(keys)
+    assert redacted(keys) == ["***"] * 1000
+    assert len(compiles) == 1
+
+
+def test_mask_all_skips_empty_repeated_and_registered_secrets(compiles: list[object]) -> None:
+    registered = new_keys(3)
+    masking.mask_all(registered)
+    fresh = new_keys(2)
+    masking.mask_all(["", *registered, fresh[0], fresh[0], fresh[1]])
+    assert redacted(registered + fresh) == ["***"] * 5
+    assert len(compiles) == 2
+    masking.mask_all(registered + fresh)  # nothing new: nothing compiled
+    masking.mask_all([])
+    assert len(compiles) == 2
+
+
+def test_mask_registers_one_secret_at_once(compiles: list[object]) -> None:
+    (key,) = new_keys(1)
+    masking.mask(key)
+    assert redacted([f"x {key} y"]) == ["x *** y"]
+    assert len(compiles) == 1
+
+
+def test_the_masker_own_rules_still_apply_to_a_batch() -> None:
+    """A batch masks exactly what add_mask masks one by one: Airflow 3 skips secrets too short
+    to mask and the word "airflow"; Airflow 2.11 does neither (outside its unit test mode)."""
+    masker = masking._local_masker()
+    one_by_one = copy.copy(masker)
+    one_by_one.patterns, one_by_one.replacer = set(), None
+    # Short, and unlike anything else a test logs: Airflow 2.11 masks it for the rest of the run.
+    short, (key,) = "~Zq~", new_keys(1)
+    for secret in (short, "airflow", key):
+        one_by_one.add_mask(secret)
+    masking.mask_all([short, "airflow", key])
+    texts = [f"{short} x", "airflow x", f"{key} x"]
+    assert redacted(texts) == [one_by_one.redact(text) for text in texts]
+    assert redacted([f"{key} x"]) == ["*** x"]
+
+
+def test_a_batch_collects_keys_from_many_threads_and_registers_them_when_it_ends(
+    compiles: list[object],
+) -> None:
+    keys = new_keys(800)
+    with masking.SecretBatch() as batch:
+        threads = [
+            threading.Thread(target=lambda part=keys[n::16]: [batch.add(key) for key in part])
+            for n in range(16)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert compiles == []  # nothing is registered inside the block
+    assert redacted(keys) == ["***"] * 800
+    assert len(compiles) == 1
+
+
+def test_a_batch_registers_its_keys_when_the_block_raises() -> None:
+    keys = new_keys(5)
+
+    def interrupted() -> None:
+        with masking.SecretBatch() as batch:
+            for key in keys:
+                batch.add(key)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert redacted(keys) == ["***"] * 5
+
+
+class TestFallback:
+    """When the masker is not shaped as expected, every secret goes through mask_secret alone."""
+
+    @pytest.fixture
+    def per_key(self, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+        calls: list[object] = []
+        real = masking.mask_secret
+
+        def spy(secret: Any, *args: Any, **kwargs: Any) -> None:
+            calls.append(secret)
+            real(secret, *args, **kwargs)
+
+        monkeypatch.setattr(masking, "mask_secret", spy)
+        return calls
+
+    def test_no_masker_found(self, monkeypatch: pytest.MonkeyPatch, per_key: list[object]) -> None:
+        monkeypatch.setattr(masking, "_local_masker", lambda: None)
+        keys = new_keys(20)
+        masking.mask_all(keys)
+        assert per_key == keys
+        assert redacted(keys) == ["***"] * 20
+
+    @pytest.mark.parametrize(
+        "shape",
+        [
+            pytest.param({"patterns": []}, id="patterns-not-a-set"),
+            pytest.param({"add_mask": None}, id="no-add_mask"),
+        ],
+    )
+    def test_a_masker_of_another_shape_is_not_used(
+        self, monkeypatch: pytest.MonkeyPatch, shape: dict[str, Any]
+    ) -> None:
+        class Other:
+            def __init__(self) -> None:
+                self.patterns: Any = set()
+                self.replacer = None
+
+            def add_mask(self, secret: Any, name: str | None = None) -> None:
+                raise AssertionError("not to be used")
+
+        other = Other()
+        for name, value in shape.items():
+            setattr(other, name, value)
+        module = masking.sys.modules[masking.mask_secret.__module__]
+        monkeypatch.setattr(module, "_secrets_masker", lambda: other)
+        assert masking._local_masker() is None
+
+    def test_a_masker_that_did_not_compile_falls_back(
+        self, monkeypatch: pytest.MonkeyPatch, per_key: list[object]
+    ) -> None:
+        """The post-check: if add_mask did not replace the expression, the batch goes key by key."""
+
+        class Lazy:
+            def __init__(self) -> None:
+                self.patterns: set[str] = set()
+                self.replacer: object = None
+
+            def add_mask(self, secret: Any, name: str | None = None) -> None:
+                self.patterns.add(f"escaped:{secret}")  # and never compiles
+
+        monkeypatch.setattr(masking, "_local_masker", Lazy)
+        keys = new_keys(4)
+        masking.mask_all(keys)
+        assert per_key == keys
+        assert redacted(keys) == ["***"] * 4
+
+    def test_a_masker_that_raises_falls_back(
+        self, monkeypatch: pytest.MonkeyPatch, per_key: list[object]
+    ) -> None:
+        class Broken:
+            def __init__(self) -> None:
+                self.patterns: set[str] = set()
+                self.replacer = None
+
+            def add_mask(self, secret: Any, name: str | None = None) -> None:
+                raise TypeError("changed")
+
+        monkeypatch.setattr(masking, "_local_masker", Broken)
+        keys = new_keys(3)
+        masking.mask_all(keys)
+        assert per_key == keys
+        assert redacted(keys) == ["***"] * 3
+
+
+@pytest.mark.skipif(not AIRFLOW_V3, reason="Airflow 2 has no supervisor process")
+class TestSupervisor:
+    """Airflow 3: the supervisor redacts the task's log lines, so it must learn every key too."""
+
+    @pytest.fixture
+    def sent(self, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+        from airflow.sdk.execution_time import task_runner
+
+        messages: list[Any] = []
+
+        class Comms:
+            def send(self, msg: Any) -> None:
+                messages.append(msg)
+
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", Comms(), raising=False)
+        return messages
+
+    def test_a_batch_is_one_message_that_the_supervisor_handler_masks(
+        self, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import airflow.sdk.log as sdk_log
+        from airflow.sdk._shared.secrets_masker import SecretsMasker
+        from airflow.sdk.execution_time.comms import MaskSecret
+        from airflow.sdk.execution_time.request_handlers import handle_mask_secret
+
+        keys = new_keys(60)  # the supervisor compiles once per key (Airflow's code): keep it small
+        masking.mask_all(keys)
+        assert len(sent) == 1
+        assert isinstance(sent[0], MaskSecret)
+        # As the supervisor gets it: through JSON, into a process whose masker has never seen them.
+        received = MaskSecret.model_validate_json(sent[0].model_dump_json())
+        supervisor_masker = SecretsMasker()
+        monkeypatch.setattr(sdk_log, "_secrets_masker", lambda: supervisor_masker)
+        handle_mask_secret(received)
+        assert [supervisor_masker.redact(key) for key in keys] == ["***"] * 60
+
+    def test_one_secret_is_one_message(self, sent: list[Any]) -> None:
+        (key,) = new_keys(1)
+        masking.mask(key)
+        assert [(msg.value, msg.name) for msg in sent] == [(key, None)]
+
+    def test_the_fallback_tells_the_supervisor_each_key(
+        self, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(masking, "_local_masker", lambda: None)
+        keys = new_keys(3)
+        masking.mask_all(keys)
+        assert [msg.value for msg in sent] == keys
