@@ -37,6 +37,8 @@ def failure_of(exc: NoAnswer, timeout: float) -> Failure:
     """The :class:`~airflow_provider_jobmojito.retry.Failure` an attempt without an answer is."""
     if exc.permanent:
         return Failure(exc.reason, permanent=True)
+    if exc.too_slow:
+        return Failure(f"answered too slowly: {exc.reason}")
     if exc.timed_out:
         return Failure(f"got no answer within {timeout:g} s")
     return Failure(f"could not be reached ({exc.reason})")

@@ -17,6 +17,7 @@ import json
 import os
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 
 if TYPE_CHECKING:
@@ -89,13 +91,17 @@ class NoAnswer(Exception):
     :param timed_out: whether the timeout passed (rather than the connection failing).
     :param permanent: whether retrying cannot help (a certificate that does not verify, a
         request that cannot be built, an answer too large to read).
+    :param too_slow: whether an answer came but did not arrive in full in time.
     """
 
-    def __init__(self, reason: str, *, timed_out: bool, permanent: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, timed_out: bool, permanent: bool = False, too_slow: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.timed_out = timed_out
         self.permanent = permanent
+        self.too_slow = too_slow
 
 
 class BearerAuth(AuthBase):
@@ -187,6 +193,7 @@ class RequestsTransport:
         """
         if self._pid != os.getpid():
             self._after_fork()
+        deadline = time.monotonic() + 2 * timeout
         try:
             response = self.session.request(
                 request.method,
@@ -208,7 +215,7 @@ class RequestsTransport:
         except (ValueError, UnicodeError) as exc:
             raise _unsendable(exc) from None
         try:
-            body = _read_capped(response)
+            body = _read_capped(response, deadline=deadline, timeout=timeout)
         finally:
             response.close()
         return Answer(response.status_code, response.headers, body)
@@ -237,14 +244,21 @@ class RequestsTransport:
             self._pid = os.getpid()
 
 
-def _read_capped(response: requests.Response) -> bytes:
-    if not isinstance(response.raw, BaseHTTPResponse):
+def _read_capped(response: requests.Response, *, deadline: float, timeout: float) -> bytes:
+    """The decoded body, read as it arrives, up to :data:`MAX_ANSWER_BYTES` and until ``deadline``.
+
+    Socket timeouts bound each read, not the whole answer: a server that drips a byte before each
+    timeout would hold the call for ever. Each ``read1`` returns what one read got, so the
+    deadline is checked as the body arrives.
+    """
+    raw = response.raw
+    if not isinstance(raw, BaseHTTPResponse):
         # A canned answer from a test double: its body is already in memory.
         return response.content
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_content(_CHUNK):
+        while chunk := raw.read1(_CHUNK, decode_content=True):
             size += len(chunk)
             if size > MAX_ANSWER_BYTES:
                 raise NoAnswer(
@@ -254,10 +268,17 @@ def _read_capped(response: requests.Response) -> bytes:
                     permanent=True,
                 )
             chunks.append(chunk)
-    except requests.exceptions.ConnectionError as exc:  # a read timeout or a cut connection mid-body
-        raise NoAnswer(_describe(_cause(exc)), timed_out="timed out" in str(exc).lower()) from exc
-    except requests.exceptions.RequestException as exc:  # ChunkedEncodingError, ContentDecodingError
-        raise NoAnswer(_describe(_cause(exc)), timed_out=False) from exc
+            if time.monotonic() > deadline:
+                raise NoAnswer(
+                    f"the answer ({response.status_code}) was still arriving {2 * timeout:g} s after it was "
+                    "sent (twice the timeout)",
+                    timed_out=False,
+                    too_slow=True,
+                )
+    except (HTTPError, OSError) as exc:  # a read timeout, a cut connection, a bad encoding mid-body
+        raise NoAnswer(_describe(exc), timed_out=isinstance(exc, ReadTimeoutError | TimeoutError)) from exc
+    # Read to the end: the connection goes back to the pool for the next call.
+    raw.release_conn()
     return b"".join(chunks)
 
 

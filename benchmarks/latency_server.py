@@ -27,7 +27,13 @@ import threading
 import uuid
 
 SET_STATE_PATH = b"/functions/v1/job-interview-set-state"
-_REASONS = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 422: b"Unprocessable Entity"}
+_REASONS = {
+    200: b"OK",
+    401: b"Unauthorized",
+    404: b"Not Found",
+    422: b"Unprocessable Entity",
+    503: b"Service Unavailable",
+}
 
 
 class _Counter:
@@ -52,24 +58,33 @@ def _set_state_answer(request: dict[str, object]) -> bytes:
     return b'{"success":true}'
 
 
+async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes, dict[bytes, bytes], bytes]:
+    """One request: its method, path (without the query), lower-case headers and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    request_line, _, header_block = head.partition(b"\r\n")
+    method, target, _ = request_line.split(b" ", 2)
+    headers = {}
+    for line in header_block.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return method, target.split(b"?", 1)[0], headers, body
+
+
 async def _serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, counter: _Counter
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    counter: _Counter,
+    status: int = 200,
 ) -> None:
     try:
         while True:
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
+                method, path, headers, body = await _read_request(reader)
             except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
                 return  # the client closed the connection, or the server is stopping
-            request_line, _, header_block = head.partition(b"\r\n")
-            method, target, _ = request_line.split(b" ", 2)
-            headers = {}
-            for line in header_block.split(b"\r\n"):
-                name, sep, value = line.partition(b":")
-                if sep:
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
-            path = target.split(b"?", 1)[0]
             if method == b"POST" and path == SET_STATE_PATH:
                 if not headers.get(b"authorization", b"").startswith(b"Bearer "):
                     writer.write(_response(401, b'{"error":"Missing bearer token."}'))
@@ -83,8 +98,11 @@ async def _serve_connection(
                 if delay:
                     await asyncio.sleep(delay)
                 counter.count += 1
-                counter.seen.add(position_id)
-                writer.write(_response(200, _set_state_answer(request)))
+                if status == 200:
+                    counter.seen.add(position_id)
+                    writer.write(_response(200, _set_state_answer(request)))
+                else:  # an API that is down: every call fails, and is counted
+                    writer.write(_response(status, b'{"error":"Service unavailable."}'))
             elif path == b"/_count" and method == b"GET":
                 payload = {"count": counter.count, "distinct": len(counter.seen)}
                 writer.write(_response(200, json.dumps(payload).encode()))
@@ -98,10 +116,10 @@ async def _serve_connection(
         writer.close()
 
 
-async def _main(delay: float) -> None:
+async def _main(delay: float, status: int) -> None:
     counter = _Counter()
     server = await asyncio.start_server(
-        lambda r, w: _serve_connection(r, w, delay, counter), "127.0.0.1", 0, backlog=512
+        lambda r, w: _serve_connection(r, w, delay, counter, status), "127.0.0.1", 0, backlog=512
     )
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
@@ -120,8 +138,11 @@ async def _main(delay: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A JobMojito-shaped server with a set latency.")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each answer")
+    parser.add_argument(
+        "--status", type=int, default=200, help="answer every set-state call with this status (503: down)"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(_main(args.delay))
+    asyncio.run(_main(args.delay, args.status))
 
 
 if __name__ == "__main__":

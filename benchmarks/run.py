@@ -103,10 +103,10 @@ def quiet_logs() -> None:
 
 
 @contextmanager
-def latency_server(delay: float) -> Iterator[int]:
+def latency_server(delay: float, status: int = 200) -> Iterator[int]:
     """Start :mod:`benchmarks.latency_server` in its own process; yield its port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.latency_server", "--delay", str(delay)],
+        [sys.executable, "-m", "benchmarks.latency_server", "--delay", str(delay), "--status", str(status)],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -311,6 +311,42 @@ def embed_bulk(positions: int, workers: int, rounds: int) -> EmbedFigures:
     return figures
 
 
+@dataclass
+class BreakerFigures:
+    positions: int
+    #: (requests the API received, seconds) for the bulk call with the breaker, and without it.
+    with_breaker: tuple[int, float]
+    without_breaker: tuple[int, float]
+
+
+def down_api_bulk(positions: int, workers: int) -> BreakerFigures:
+    """A bulk call against an API that answers 503 to everything: with the breaker, and without."""
+    from airflow_provider_jobmojito.exceptions import JobMojitoBulkError
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    figures = []
+    with latency_server(0.0, status=503) as port:
+        define_connections(port, fake_jwt())
+        for failures_in_a_row in (None, 0):
+            # Short backoff, so that the run without the breaker takes seconds, not minutes.
+            hook = JobMojitoHook(JOBMOJITO_CONN, backoff_factor=0.02, backoff_max=0.2)
+            server_count(port, reset=True)
+            started = time.perf_counter()
+            try:
+                hook.set_interview_states(
+                    new_ids(positions),
+                    status="active",
+                    max_workers=workers,
+                    failures_in_a_row=failures_in_a_row,
+                )
+            except JobMojitoBulkError:
+                pass
+            else:  # pragma: no cover - the server fails every call
+                raise RuntimeError("a bulk call against a down API succeeded")
+            figures.append((server_count(port)["count"], time.perf_counter() - started))
+    return BreakerFigures(positions, figures[0], figures[1])
+
+
 def peak_rss_probe(port: int, ids: int, workers: int) -> dict[str, Any]:
     """In a fresh process: peak RSS of one bulk call over the same process before it."""
     env = {**os.environ, **airflow_env()}
@@ -446,6 +482,7 @@ class Measured:
     rss: dict[str, Any]
     bulk: BulkFigures
     embed: EmbedFigures
+    breaker: BreakerFigures
     ours_module: str
     ours_imports: list[dict[str, Any]]
     their_imports: list[dict[str, Any]]
@@ -468,6 +505,8 @@ def measure(settings: Settings) -> Measured:
         figures = bulk(port, token, settings.positions, settings.workers, settings.bulk_rounds)
         print("...bulk embedding...", file=sys.stderr, flush=True)
         embed = embed_bulk(settings.positions, settings.workers, settings.bulk_rounds)
+    print("...bulk against a down API...", file=sys.stderr, flush=True)
+    breaker = down_api_bulk(320, settings.workers)
     print("...DAG parse cost...", file=sys.stderr, flush=True)
     ours_module, ours_imports, their_imports = parse_cost(settings.parse_runs)
     return Measured(
@@ -475,6 +514,7 @@ def measure(settings: Settings) -> Measured:
         rss,
         figures,
         embed,
+        breaker,
         ours_module,
         ours_imports,
         their_imports,
@@ -604,6 +644,26 @@ def embed_rows(s: Settings, embed: EmbedFigures) -> list[tuple[str, str, str, st
     ]
 
 
+def breaker_rows(b: BreakerFigures) -> list[tuple[str, str, str, str]]:
+    (sent_with, time_with), (sent_without, time_without) = b.with_breaker, b.without_breaker
+    return [
+        (f"5. bulk against a down API: {b.positions} positions, every call 503, 16 workers", "", "", ""),
+        (
+            "   breaker on (default: 32 failures in a row)",
+            f"{sent_with:,} requests, {time_with:.2f} s",
+            "",
+            "",
+        ),
+        ("   breaker off (failures_in_a_row=0)", f"{sent_without:,} requests, {time_without:.2f} s", "", ""),
+        (
+            "   requests sent, on / off",
+            f"{sent_with / sent_without:.3f}",
+            "< 0.05",
+            verdict(sent_with / sent_without < 0.05),
+        ),
+    ]
+
+
 def notes(s: Settings, m: Measured) -> list[str]:
     complete = all(c == {"count": s.positions, "distinct": s.positions} for c in m.bulk.counted)
 
@@ -666,7 +726,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     measured = measure(settings)
     print()
-    print("\n".join(render(table_rows(settings, measured))))
+    print("\n".join(render(table_rows(settings, measured) + breaker_rows(measured.breaker))))
     print()
     print("\n".join(header + notes(settings, measured)))
 
