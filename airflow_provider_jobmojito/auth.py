@@ -212,7 +212,7 @@ class TokenProvider:
         # token look expired; the JWT's absolute exp is the fallback.
         lifetime = body.get("expires_in")
         if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
-            expires_at = now.add(seconds=min(float(lifetime), _MAX_TOKEN_LIFETIME))
+            expires_at = now.add(seconds=float(min(lifetime, _MAX_TOKEN_LIFETIME)))
         else:
             expires_at = jwt_expiry(token) or now.add(hours=1)
         margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)

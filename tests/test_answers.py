@@ -166,3 +166,29 @@ class TestAnswersTooLargeOrTooSlow:
                 hook.list_interviews(limit=1)
         finally:
             stop.set()
+
+
+class TestSignInAnswers:
+    @pytest.mark.parametrize("expires_in", [1e300, 10**400, 3600.5])
+    def test_a_sign_in_answer_with_a_huge_lifetime_is_believed_for_a_week_at_most(
+        self, serve: Any, jobmojito_conn: Any, expires_in: float
+    ) -> None:
+        import json
+
+        from airflow_provider_jobmojito.auth import SIGN_IN_CACHE
+
+        token = "signed-in-token-0123456789"
+
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            if handler.path.startswith("/auth/v1/token"):
+                body = '{"access_token": "%s", "expires_in": %s}' % (token, json.dumps(expires_in))  # noqa: UP031
+                reply(200, body.encode())(handler)
+            else:
+                reply(200, b'{"data": [], "pagination": {"total": 0}}')(handler)
+
+        url = serve(answer)
+        hook = JobMojitoHook(jobmojito_conn(host=url, login="ops@example.com", password="pw"))
+        assert hook.list_interviews(limit=1)["data"] == []
+        cached = SIGN_IN_CACHE.get(SIGN_IN_CACHE.key(hook.settings.supabase_url, "ops@example.com", "pw"))
+        assert cached is not None
+        assert cached.expires_at.diff().in_days() <= 7

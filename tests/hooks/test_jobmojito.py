@@ -139,6 +139,10 @@ class TestBadInputIsRefusedBeforeSending:
             ({"position_id": "not-a-uuid", "status": "active"}, ["position_id", "UUID"]),
             ({"position_id": 42, "status": "active"}, ["position_id"]),
             ({"position_id": "", "status": "active"}, ["position_id"]),
+            # uuid.UUID() reads these as other, valid ids: 35 digits and a newline, a leading +.
+            ({"position_id": POSITION[:-1] + "\n", "status": "active"}, ["position_id", "UUID"]),
+            ({"position_id": "+" + POSITION[1:], "status": "active"}, ["position_id", "UUID"]),
+            ({"position_id": f" {POSITION}", "status": "active"}, ["position_id", "UUID"]),
             ({"position_id": POSITION, "status": "actve"}, ["status", "draft, active, archived"]),
             ({"position_id": POSITION, "status": "ACTIVE"}, ["status"]),
             ({"position_id": POSITION, "is_embedded": "yes"}, ["is_embedded", "True, False"]),
