@@ -8,6 +8,7 @@ client once, and names the calls.
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import time
 from functools import cached_property, partial
@@ -43,6 +44,7 @@ from airflow_provider_jobmojito.validation import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
     from airflow_provider_jobmojito.status import InterviewStatus
 
 GET_INTERVIEW_PATH = "job-interview-get"
@@ -157,13 +159,16 @@ class JobMojitoHook(BaseHook):
         # What the running set_interview_states call shares to stop (cancel() sets it); None
         # between calls, so a cancel with nothing running stops no later call.
         self._bulk_stop: Stop | None = None
+        self._async_client: AsyncJobMojitoClient | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
     @cached_property
     def settings(self) -> HookSettings:
         """The connection merged with the hook's arguments, read once and validated."""
-        conn = self.get_connection(self.jobmojito_conn_id)
+        return self._resolve(self.get_connection(self.jobmojito_conn_id))
+
+    def _resolve(self, conn: Any) -> HookSettings:
         settings = HookSettings.resolve(
             host=conn.host,
             port=conn.port,
@@ -205,6 +210,41 @@ class JobMojitoHook(BaseHook):
         settings = self.settings
         tokens = TokenProvider(settings, self.jobmojito_conn_id, log=self.log)
         return JobMojitoClient(settings, tokens, RequestsTransport(self.get_conn()), log=self.log)
+
+    async def async_client(self) -> AsyncJobMojitoClient:
+        """The async API client (for triggers), built once (:mod:`~airflow_provider_jobmojito.client_async`).
+
+        The connection is read without blocking the event loop: asynchronously where Airflow
+        offers it, and what may block (Airflow 3's secret masking, which waits for the
+        supervisor) in a worker thread.
+        """
+        if self._async_client is None:
+            import httpx
+
+            from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient, HttpxTransport
+
+            conn = await _get_async_connection(self.jobmojito_conn_id)
+            settings = await asyncio.to_thread(self._resolve, conn)
+            tokens = TokenProvider(settings, self.jobmojito_conn_id, log=self.log)
+            http = httpx.AsyncClient(headers=None, limits=httpx.Limits(max_keepalive_connections=16))
+            transport = HttpxTransport(http, {"User-Agent": USER_AGENT, "Accept": "application/json"})
+            self._async_client = AsyncJobMojitoClient(settings, tokens, transport, log=self.log)
+        return self._async_client
+
+    async def aget_interview(self, position_id: str) -> dict[str, Any]:
+        """:meth:`get_interview`, on an event loop."""
+        params = {"position_id": parse_position_id(position_id)}
+        return await (await self.async_client()).call("GET", GET_INTERVIEW_PATH, params=params)
+
+    async def alist_interviews(self, **params: str | int) -> dict[str, Any]:
+        """:meth:`list_interviews`, on an event loop."""
+        return await (await self.async_client()).call("GET", LIST_INTERVIEWS_PATH, params=params)
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        if self._async_client is not None:
+            await self._async_client.transport.client.aclose()
+            self._async_client = None
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -420,3 +460,12 @@ def _shape_of(answer: dict[str, Any], secrets: Iterable[str]) -> str:
     error = scrub(answer.get("error"), secrets) if isinstance(answer.get("error"), str) else None
     text = f": error {error[:200]!r}" if error else ""
     return f"{{{keys}}}{text}"
+
+
+async def _get_async_connection(conn_id: str) -> Any:
+    """The connection, read the way a trigger must: never a blocking call on the event loop."""
+    try:
+        from airflow.providers.common.compat.connection import get_async_connection
+    except ImportError:  # common-compat before 1.23: the sync lookup, in a worker thread
+        return await asyncio.to_thread(BaseHook.get_connection, conn_id)
+    return await get_async_connection(conn_id)

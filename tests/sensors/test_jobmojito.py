@@ -1,0 +1,165 @@
+"""InterviewStateSensor against the sandbox: construction checks, pokes, and real DAG runs in poke,
+reschedule and deferrable modes while the position's status changes as a recruiter would change it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException
+
+from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoNotFoundError
+from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor
+from tests.conftest import run_inline_dag
+
+GET = "/functions/v1/job-interview-get"
+LIST = "/functions/v1/merchant-interview-list"
+
+
+@pytest.fixture
+def position(jobmojito_sandbox: Any, jobmojito_conn: Any) -> str:
+    position_id = str(uuid.uuid4())
+    jobmojito_sandbox.seed([{"id": position_id, "status": "active"}])
+    jobmojito_conn()
+    return position_id
+
+
+def reads(sandbox: Any) -> int:
+    return sum(1 for r in sandbox.requests_log() if r["path"] in (GET, LIST))
+
+
+@pytest.fixture
+def recruiter(jobmojito_sandbox: Any) -> Iterator[Any]:
+    """Changes a position's status in JobMojito's admin once the sensor has read it ``after`` times."""
+    threads: list[threading.Thread] = []
+    done = threading.Event()
+
+    def change_after(position_id: str, status: str, after: int = 2) -> None:
+        def watch() -> None:
+            while not done.wait(0.05):
+                if reads(jobmojito_sandbox) >= after:
+                    jobmojito_sandbox.admin_set_status(position_id, status)
+                    return
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield change_after
+    done.set()
+    for thread in threads:
+        thread.join()
+
+
+def dag_for(dag_id: str) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
+
+
+class TestConstruction:
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"position_id": "nope"}, "position_id must be a UUID"),
+            ({"status": "done"}, "status must be one of draft, active"),
+            ({"status": []}, "status must name at least one status"),
+            ({"failure_status": ["archived", "closed"]}, "failure_status must be one of"),
+            ({"status": "completed", "failure_status": ["completed"]}, "share ['completed']"),
+        ],
+    )
+    def test_literal_arguments_that_can_never_work_fail_the_dag_import(
+        self, kwargs: dict[str, Any], message: str
+    ) -> None:
+        arguments = {"task_id": "wait", "position_id": str(uuid.uuid4()), **kwargs}
+        with pytest.raises(JobMojitoArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            InterviewStateSensor(**arguments)
+
+    def test_templates_are_checked_when_rendered_and_nothing_is_read_at_construction(
+        self, jobmojito_sandbox: Any
+    ) -> None:
+        sensor = InterviewStateSensor(task_id="wait", position_id="{{ params.id }}", status="{{ params.s }}")
+        assert sensor.status == "{{ params.s }}"
+        assert jobmojito_sandbox.requests_log() == []
+
+
+class TestPoke:
+    def test_a_wanted_status_ends_the_wait_with_the_id_and_status(self, position: str) -> None:
+        sensor = InterviewStateSensor(
+            task_id="wait", position_id=position.upper(), status=["active", "completed"]
+        )
+        result = sensor.poke({})
+        assert result.is_done
+        assert result.xcom_value == {"position_id": position, "status": "active"}
+
+    def test_another_status_keeps_waiting(self, position: str) -> None:
+        assert (
+            not InterviewStateSensor(task_id="wait", position_id=position, status="completed")
+            .poke({})
+            .is_done
+        )
+
+    def test_a_failure_status_fails_without_retries(self, position: str) -> None:
+        sensor = InterviewStateSensor(
+            task_id="w", position_id=position, status="completed", failure_status="active"
+        )
+        with pytest.raises(AirflowFailException, match="reached the failure status 'active'"):
+            sensor.poke({})
+
+    def test_an_unknown_position_fails_clearly_without_retries(self, position: str) -> None:
+        sensor = InterviewStateSensor(task_id="wait", position_id=str(uuid.uuid4()), status="completed")
+        with pytest.raises(JobMojitoNotFoundError, match="404") as raised:
+            sensor.poke({})
+        assert isinstance(raised.value, AirflowFailException)
+
+    def test_an_api_that_is_down_does_not_end_the_wait(self, position: str, jobmojito_sandbox: Any) -> None:
+        jobmojito_sandbox.add_fault("status", status=503, count=100, path=GET)
+        sensor = InterviewStateSensor(
+            task_id="wait", position_id=position, status="active", hook_params={"max_retries": 1}
+        )
+        assert not sensor.poke({}).is_done
+        jobmojito_sandbox.clear_faults()
+        assert sensor.poke({}).is_done
+
+
+@pytest.mark.usefixtures("airflow_db")
+class TestInDagRuns:
+    @pytest.mark.parametrize(
+        "mode",
+        [{"mode": "poke"}, {"mode": "reschedule"}, {"deferrable": True}],
+        ids=["poke", "reschedule", "deferrable"],
+    )
+    def test_waits_until_a_recruiter_completes_the_position(
+        self, position: str, jobmojito_sandbox: Any, recruiter: Any, mode: dict[str, Any]
+    ) -> None:
+        recruiter(position, "completed", after=2)
+        with dag_for(f"wait_{next(iter(mode.values()))}") as dag:
+            InterviewStateSensor(
+                task_id="wait", position_id=position, status="completed", poke_interval=1, timeout=120, **mode
+            )
+        run = run_inline_dag(dag)
+        assert run.state == "success"
+        ti = run.get_task_instance("wait")
+        assert ti.xcom_pull(task_ids="wait") == {"position_id": position, "status": "completed"}
+        assert reads(jobmojito_sandbox) >= 3  # it waited: read before, and after, the change
+
+    @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+    def test_a_failure_status_fails_the_run_without_airflow_retries(
+        self, position: str, recruiter: Any, deferrable: bool
+    ) -> None:
+        recruiter(position, "archived", after=2)
+        with dag_for(f"fail_{deferrable}") as dag:
+            InterviewStateSensor(
+                task_id="wait",
+                position_id=position,
+                status="completed",
+                failure_status=["archived", "deleted"],
+                poke_interval=1,
+                retries=2,
+                deferrable=deferrable,
+            )
+        run = run_inline_dag(dag)
+        ti = run.get_task_instance("wait")
+        assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
