@@ -41,6 +41,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_jobmojito.operators.jobmojito"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "JobMojito",
+                "python-modules": ["airflow_provider_jobmojito.sensors.jobmojito"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "JobMojito",
+                "python-modules": ["airflow_provider_jobmojito.triggers.jobmojito"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "jobmojito",

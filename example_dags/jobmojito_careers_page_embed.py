@@ -1,5 +1,7 @@
 """Put an interview on the careers page: embed it, publish the iframe snippet, then open it.
 
+0. ``wait_until_prepared`` waits, in the triggerer, while JobMojito prepares the interview
+   (status ``preparing``), and fails at once if the position was archived or deleted meanwhile.
 1. ``enable_embedding`` switches iframe embedding on; the embed keys go to XCom
    (``embed_id``, ``embed_signing_key``, ``embed_url``).
 2. ``publish_careers_snippet`` writes the iframe snippet for the careers page, and hands the
@@ -19,6 +21,7 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG, Param, mask_secret, task
 
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
+from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor
 
 with DAG(
     dag_id="jobmojito_careers_page_embed",
@@ -36,7 +39,17 @@ with DAG(
     tags=["jobmojito", "example"],
     doc_md=__doc__,
 ):
+    prepared = InterviewStateSensor(
+        task_id="wait_until_prepared",
+        position_id="{{ params.position_id }}",
+        status=["draft", "active"],
+        failure_status=["archived", "deleted"],
+        deferrable=True,
+        poke_interval=30,
+        timeout=6 * 3600,
+    )
     embed = EmbedOperator(task_id="enable_embedding", position_id="{{ params.position_id }}")
+    prepared >> embed
 
     @task
     def publish_careers_snippet(embed: dict[str, str], **context: Any) -> str:

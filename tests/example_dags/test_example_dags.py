@@ -38,12 +38,15 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
         warnings.simplefilter("always")
         bag = dag_bag(REPO / "example_dags")
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == [
+    expected = [
         "jobmojito_activate_positions",
         "jobmojito_archive_closed_positions",
         "jobmojito_careers_page_embed",
         "jobmojito_hiring_closed",
     ]
+    if AIRFLOW_V3:  # AssetWatcher
+        expected.insert(2, "jobmojito_archive_when_completed")
+    assert sorted(bag.dag_ids) == expected
     ours = [w for w in caught if issubclass(w.category, DeprecationWarning | FutureWarning)]
     assert ours == []
 
@@ -138,7 +141,7 @@ class TestCareersPageEmbed:
         order = [r["json"] for r in sandbox.requests_log() if r["path"].endswith("set-state")]
         assert order == [{"position_id": P1, "is_embedded": True}, {"position_id": P1, "status": "active"}]
 
-    def test_an_unknown_position_fails_at_the_embed_step_and_stops_there(
+    def test_an_unknown_position_fails_at_the_first_read_and_changes_nothing(
         self, sandbox: Any, tmp_path: Path
     ) -> None:
         dag = load_example_dag("jobmojito_careers_page_embed", "jobmojito_careers_page_embed")
@@ -146,11 +149,36 @@ class TestCareersPageEmbed:
         states = {ti.task_id: ti.state for ti in run.get_task_instances()}
         assert run.state == "failed"
         assert states == {
-            "enable_embedding": "failed",
+            "wait_until_prepared": "failed",
+            "enable_embedding": "upstream_failed",
             "publish_careers_snippet": "upstream_failed",
             "activate": "upstream_failed",
         }
         assert list(tmp_path.iterdir()) == []
+        assert not any(r["path"].endswith("set-state") for r in sandbox.requests_log())
+
+    def test_waits_while_the_interview_is_prepared(self, sandbox: Any, tmp_path: Path) -> None:
+        import threading
+
+        sandbox.admin_set_status(P1, "preparing")
+        reads = lambda: sum(1 for r in sandbox.requests_log() if "interview-" in r["path"])  # noqa: E731
+        done = threading.Event()
+
+        def prepare() -> None:  # JobMojito finishes preparing once the sensor has looked twice
+            while not done.wait(0.05):
+                if reads() >= 2:
+                    sandbox.admin_set_status(P1, "draft")
+                    return
+
+        threading.Thread(target=prepare, daemon=True).start()
+        dag = load_example_dag("jobmojito_careers_page_embed", "jobmojito_careers_page_embed")
+        dag.get_task("wait_until_prepared").poke_interval = 0.5
+        try:
+            run = dag.test(run_conf={"position_id": P1, "output_dir": str(tmp_path)})
+        finally:
+            done.set()
+        assert run.state == "success"
+        assert sandbox.position(P1)["status"] == "active"
 
 
 def _serialized_round_trip(timetable: Any) -> Any:
@@ -167,3 +195,21 @@ def _restriction(after: pendulum.DateTime) -> Any:
     from airflow.timetables.base import TimeRestriction
 
     return TimeRestriction(earliest=after, latest=None, catchup=True)
+
+
+@pytest.mark.skipif(not AIRFLOW_V3, reason="AssetWatcher needs Airflow 3: on 2.11 the file defines no DAG")
+class TestArchiveWhenCompleted:
+    def test_is_scheduled_on_an_asset_watched_for_completed_positions(self) -> None:
+        from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
+
+        dag = load_example_dag("jobmojito_archive_when_completed", "jobmojito_archive_when_completed")
+        [asset] = dag.timetable.asset_condition.objects
+        [watcher] = asset.watchers
+        assert isinstance(watcher.trigger, InterviewStateChangeTrigger)
+        assert watcher.trigger.status == ["completed"]
+
+    def test_a_manual_run_archives_the_positions_given(self, sandbox: Any) -> None:
+        dag = load_example_dag("jobmojito_archive_when_completed", "jobmojito_archive_when_completed")
+        run = dag.test(run_conf={"position_ids": [P1, P2.upper()]})
+        assert run.state == "success"
+        assert [sandbox.position(p)["status"] for p in (P1, P2)] == ["archived", "archived"]
