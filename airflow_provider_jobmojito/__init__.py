@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_jobmojito.operators.jobmojito"],
             }
         ],
+        "extra-links": ["airflow_provider_jobmojito.links.jobmojito.EmbeddedInterviewLink"],
         "connection-types": [
             {
                 "connection-type": "jobmojito",
