@@ -53,6 +53,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_jobmojito.triggers.jobmojito"],
             }
         ],
+        "extra-links": ["airflow_provider_jobmojito.links.jobmojito.EmbeddedInterviewLink"],
         "connection-types": [
             {
                 "connection-type": "jobmojito",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 import importlib.util
 import json
@@ -19,6 +20,7 @@ from airflow_provider_jobmojito.settings import EXTRAS
 from tests.conftest import AIRFLOW_V3, AIRFLOW_VERSION
 
 HOOK = "airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook"
+LINK = "airflow_provider_jobmojito.links.jobmojito.EmbeddedInterviewLink"
 
 #: Airflow 2.11 to 3.1 build the connection form from the hook's classmethods, which need wtforms
 #: and flask_appbuilder (Airflow 2 always has them; Airflow 3 with apache-airflow-providers-fab).
@@ -69,6 +71,20 @@ def test_every_extra_the_hook_reads_is_a_form_field_and_secrets_are_passwords() 
 
 def test_providers_manager_loads_the_hook() -> None:
     assert _hooks_by_connection_type()["jobmojito"].hook_class_name == HOOK
+
+
+def test_providers_manager_registers_the_extra_link() -> None:
+    """Airflow 2's web server rebuilds a task's links only from registered classes."""
+    from airflow.providers_manager import ProvidersManager
+
+    from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator
+
+    assert get_provider_info()["extra-links"] == [LINK]
+    assert LINK in ProvidersManager().extra_links_class_names
+    module, _, name = LINK.rpartition(".")
+    assert [type(link) for link in EmbedOperator.operator_extra_links] == [
+        getattr(importlib.import_module(module), name)
+    ]
 
 
 @needs_a_form
@@ -136,6 +152,7 @@ def airflow_cli() -> list[str]:
     [
         (["providers", "list"], "airflow-provider-jobmojito"),
         (["providers", "hooks"], HOOK),
+        (["providers", "links"], LINK),
         (["providers", "widgets"], "extra__jobmojito__supabase_anon_key"),
     ],
 )

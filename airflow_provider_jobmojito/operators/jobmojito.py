@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoBulkError
+from airflow_provider_jobmojito.links.jobmojito import EmbeddedInterviewLink
 from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import (
     StateChange,
@@ -84,6 +85,9 @@ class SetInterviewStateOperator(BaseOperator):
     position id. Return values never hold a signing key. With ``do_xcom_push=False`` the task
     pushes nothing at all.
 
+    The task's extra link "Embedded interview" opens its ``embed_url``; it is absent when the task
+    pushed none (bulk, embedding switched off or left alone, ``do_xcom_push=False``).
+
     :param position_id: the interview or position id (a UUID). Templated.
     :param position_ids: instead of ``position_id``, a list of ids, each at most once (a literal
         list or an upstream task's output). Templated.
@@ -108,6 +112,8 @@ class SetInterviewStateOperator(BaseOperator):
         "jobmojito_conn_id",
     )
     ui_color = "#e9f5ff"
+    #: "Embedded interview": the ``embed_url`` this task pushed (none in bulk, or switched off).
+    operator_extra_links = (EmbeddedInterviewLink(),)
 
     def __init__(
         self,

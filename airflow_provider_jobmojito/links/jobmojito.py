@@ -1,0 +1,35 @@
+"""The operators' extra link: "Embedded interview", the iframe URL of the position the task embedded."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.providers.common.compat.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
+
+
+class EmbeddedInterviewLink(BaseOperatorLink):
+    """The ``embed_url`` the task pushed to XCom: one position whose embedding it switched on.
+
+    Empty (no link) when the task pushed no ``embed_url``: it switched embedding off, changed the
+    status only, ran with ``do_xcom_push=False``, failed before the API answered, or changed many
+    positions (``position_ids``), whose URLs are in the ``embed_urls`` XCom, a dict by position id.
+
+    Airflow 3 calls :meth:`get_link` in the worker when the task ends and stores the URL in XCom
+    under :attr:`xcom_key`, where the API server reads it; Airflow 2's web server calls it when the
+    task is viewed, which is why the class is registered under ``extra-links`` in the provider info.
+    """
+
+    name = "Embedded interview"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        # Imported here: XCom's import is the Task SDK's on Airflow 3 and the ORM's on Airflow 2,
+        # and the operators module (which imports this one) stays light to parse.
+        from airflow.providers.common.compat.sdk import XCom
+
+        from airflow_provider_jobmojito.operators.jobmojito import XCOM_EMBED_URL
+
+        url = XCom.get_value(ti_key=ti_key, key=XCOM_EMBED_URL)
+        return url if isinstance(url, str) else ""
