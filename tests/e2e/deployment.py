@@ -5,7 +5,7 @@ the components of a :class:`Profile` as separate processes, each in its own proc
 ``example_dags/`` (and the profile's own DAG files) as the DAGs folder and ``jobmojito_default``
 pointing at the sandbox (sign-in mode). :meth:`Deployment.stop` kills them all, task processes
 included. :data:`LOCAL` is ``airflow api-server``, ``airflow scheduler`` (LocalExecutor) and
-``airflow dag-processor`` on SQLite; ``tests/e2e/celery.py`` builds the distributed one.
+``airflow dag-processor`` on SQLite; ``tests/e2e/distributed.py`` builds the distributed one.
 """
 
 from __future__ import annotations
@@ -549,7 +549,7 @@ def start_deployment(timings: dict[str, float] | None = None, profile: Profile =
             dags = {d["dag_id"] for d in deployment.api("GET", "/dags", params={"limit": 100})["dags"]}
             errors = deployment.api("GET", "/importErrors")["import_errors"]
             if errors:
-                raise DeploymentError(f"the example DAGs failed to import: {errors}")
+                raise DeploymentError(f"the DAGs failed to import: {errors}")
             return dags >= set(profile.all_dag_ids)
 
         wait_for("the DAGs to be parsed", parsed, STARTUP_TIMEOUT)
