@@ -587,16 +587,34 @@ def run_deployment(
     its logs, ``timings.json`` and ``figures.json`` (when given) in the profile's output folder,
     and remove its AIRFLOW_HOME."""
     profile.output.mkdir(parents=True, exist_ok=True)
-    running = start_deployment(timings=timings, profile=profile)
+    with _interruptible():
+        running = start_deployment(timings=timings, profile=profile)
+        try:
+            yield running
+        finally:
+            running.stop()
+            keep_logs(running)
+            (profile.output / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+            if figures is not None:
+                (profile.output / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+            shutil.rmtree(running.home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) and SIGINT, even where a shell started the tests in the
+    background with SIGINT ignored, raise KeyboardInterrupt meanwhile: pytest then still tears the
+    fixtures down, and so stops the deployment."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield running
+        yield
     finally:
-        running.stop()
-        keep_logs(running)
-        (profile.output / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-        if figures is not None:
-            (profile.output / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
-        shutil.rmtree(running.home, ignore_errors=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def keep_logs(deployment: Deployment) -> Path:
