@@ -46,6 +46,21 @@ test-e2e: $(BIN)/.installed-e2e
 	bash scripts/install_e2e_deps.sh
 	JOBMOJITO_E2E=1 $(BIN)/pytest $(PYTEST_STRICT) -m e2e tests/e2e $(PYTEST_ARGS)
 
+# The distributed end-to-end tests (tests/e2e/test_celery.py): the CeleryExecutor with two workers,
+# a triggerer, PostgreSQL as metadata database and result backend, Redis as broker, all on this
+# machine: the example DAGs, 200 positions mapped and in bulk, a worker killed mid-run. Installs the
+# celery extra and Debian's postgresql and redis-server first. Neither `make test` nor
+# `make test-e2e` runs these tests. Figures and logs go to .test_output/e2e-celery.
+.PHONY: test-e2e-celery
+
+$(BIN)/.installed-e2e-celery: $(BIN)/.installed
+	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,celery]"
+	touch $@
+
+test-e2e-celery: $(BIN)/.installed-e2e-celery
+	bash scripts/install_e2e_celery_deps.sh
+	JOBMOJITO_E2E_CELERY=1 $(BIN)/pytest $(PYTEST_STRICT) -m e2e_celery tests/e2e $(PYTEST_ARGS)
+
 # Benchmarks (benchmarks/): per-call overhead against requests and HttpHook, bulk state changes at
 # 20 ms of latency, peak memory, and DAG parse cost. Prints one table; takes about two minutes.
 .PHONY: bench

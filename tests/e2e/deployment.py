@@ -1,10 +1,11 @@
 """A real local Airflow 3 deployment for the end-to-end tests, next to a JobMojito sandbox.
 
 :func:`start_deployment` migrates a fresh metadata database in a temporary AIRFLOW_HOME, then runs
-``airflow api-server``, ``airflow scheduler`` (LocalExecutor) and ``airflow dag-processor`` as
-separate processes, each in its own process group, with ``example_dags/`` as the DAGs folder and
-``jobmojito_default`` pointing at the sandbox (sign-in mode). :meth:`Deployment.stop` kills them
-all, task processes included.
+the components of a :class:`Profile` as separate processes, each in its own process group, with
+``example_dags/`` (and the profile's own DAG files) as the DAGs folder and ``jobmojito_default``
+pointing at the sandbox (sign-in mode). :meth:`Deployment.stop` kills them all, task processes
+included. :data:`LOCAL` is ``airflow api-server``, ``airflow scheduler`` (LocalExecutor) and
+``airflow dag-processor`` on SQLite; ``tests/e2e/distributed.py`` builds the distributed one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,59 @@ EXAMPLE_DAG_IDS = (
 
 STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 180.0
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One long-running ``airflow`` command of a deployment.
+
+    :param argv: the arguments after ``airflow``.
+    :param env: settings of this component alone, over the deployment's.
+    :param ready_line: when set, startup waits until the component's output contains it (for
+        components the health endpoint does not report, such as Celery workers).
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_line: str | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one kind of deployment runs; :data:`LOCAL` is the LocalExecutor one.
+
+    :param output: where the logs, timings and figures are kept after the run.
+    :param components: the Airflow processes, by name.
+    :param healthy: the parts ``/api/v2/monitor/health`` must report healthy before the tests.
+    :param env: Airflow settings over the common ones (the executor and its options).
+    :param dag_files: DAG files to run next to ``example_dags/`` (copied into one DAGs folder).
+    :param dag_ids: the DAGs those files define.
+    :param seed: the sandbox's positions at start.
+    :param services: starts what the deployment needs before Airflow (a database, a broker),
+        registering its processes in :attr:`Deployment.services`; returns settings to add to
+        :attr:`Deployment.env`. Without it the metadata database is SQLite in AIRFLOW_HOME.
+    """
+
+    output: Path = OUTPUT
+    components: Mapping[str, Component] = field(
+        default_factory=lambda: {
+            name: Component((name,)) for name in ("api-server", "scheduler", "dag-processor")
+        }
+    )
+    healthy: tuple[str, ...] = ("metadatabase", "scheduler", "dag_processor")
+    env: Mapping[str, str] = field(default_factory=lambda: {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"})
+    dag_files: tuple[Path, ...] = ()
+    dag_ids: tuple[str, ...] = ()
+    seed: Mapping[str, Any] = field(default_factory=lambda: SEED)
+    services: Callable[[Deployment], Mapping[str, str]] | None = None
+
+    @property
+    def all_dag_ids(self) -> tuple[str, ...]:
+        """The DAGs startup waits for and unpauses."""
+        return EXAMPLE_DAG_IDS + self.dag_ids
+
+
+LOCAL = Profile()
 
 
 class DeploymentError(RuntimeError):
@@ -90,6 +143,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
     raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s (last error: {last_error})")
 
 
+def seconds_between(start: str | None, end: str | None) -> float:
+    """Seconds from one API timestamp to another (NaN when either is missing)."""
+    import pendulum
+
+    if not start or not end:
+        return float("nan")
+    return float((pendulum.parse(end) - pendulum.parse(start)).total_seconds())
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -108,7 +170,12 @@ class Deployment:
     admin_user: str
     admin_password: str
     component_logs: Path
+    output: Path = OUTPUT
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: What Airflow needs running (database, broker): stopped after the Airflow processes.
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Components killed on purpose (:meth:`kill`): no longer checked by :meth:`check_alive`.
+    killed: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     #: Values that must appear in no log file: passwords, tokens, signing keys. Tests add to it.
     secrets: set[str] = field(default_factory=set)
@@ -152,9 +219,23 @@ class Deployment:
         return run
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
-        tis: list[dict[str, Any]] = answer["task_instances"]
-        return tis
+        """Every task instance of a run, page by page (the API answers 100 at most at a time)."""
+        tis: list[dict[str, Any]] = []
+        while True:
+            answer = self.api(
+                "GET",
+                f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
+                params={"limit": 100, "offset": len(tis)},
+            )
+            tis += answer["task_instances"]
+            if not answer["task_instances"] or len(tis) >= answer["total_entries"]:
+                return tis
+
+    def tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
+        """Each try of one task instance, first first (hostname, state, start and end)."""
+        path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/tries"
+        tries: list[dict[str, Any]] = self.api("GET", path)["task_instances"]
+        return sorted(tries, key=lambda t: t["try_number"])
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
         """Poll a DAG run until it finishes; return it (its ``state`` may be ``failed``)."""
@@ -229,29 +310,67 @@ class Deployment:
     # -- life cycle ------------------------------------------------------------------------------
 
     def check_alive(self) -> None:
-        for name, process in self.processes.items():
+        for name, process in {**self.services, **self.processes}.items():
             if process.poll() is not None:
                 log = self.component_logs / f"{name}.log"
-                raise DeploymentError(
-                    f"airflow {name} exited with {process.returncode}; its log ends:\n{tail(log)}"
-                )
+                raise DeploymentError(f"{name} exited with {process.returncode}; its log ends:\n{tail(log)}")
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a component as if its machine died: its process group and every descendant
+        (task processes run in groups of their own). Return the pids killed."""
+        process = self.processes.pop(name)
+        self.killed[name] = process
+        victims = [process.pid, *_descendants(process.pid)]
+        _signal_group(process, signal.SIGKILL)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        return victims
 
     def stop(self) -> None:
-        """Stop every process this deployment started (process groups), and any task left over."""
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
+        """Stop every process this deployment started (process groups), and any task left over;
+        then the services."""
+        _stop_groups([*self.processes.values(), *self.killed.values()])
         # Task processes run in process groups of their own: find any by this AIRFLOW_HOME.
         for pid in _pids_with_env("AIRFLOW_HOME", str(self.home)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        _stop_groups(list(self.services.values()))
+
+
+def _stop_groups(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group, wait up to 20 s in all, then SIGKILL what is left."""
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the fields after the command name
+        children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
@@ -279,9 +398,10 @@ def _clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
 
 
-def _start(
-    name: str, argv: list[str], env: Mapping[str, str], logs: Path, cwd: Path
+def start_process(
+    name: str, argv: Sequence[str], env: Mapping[str, str], logs: Path, cwd: Path
 ) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a process group of its own, its output in ``logs/<name>.log``."""
     log = (logs / f"{name}.log").open("wb")
     try:
         return subprocess.Popen(
@@ -291,11 +411,13 @@ def _start(
         log.close()  # the child has its own copy
 
 
-def start_sandbox(workdir: Path, deployment_processes: dict[str, subprocess.Popen[bytes]]) -> str:
-    """Start the JobMojito sandbox on a free port with :data:`SEED`; return its base URL."""
+def start_sandbox(
+    workdir: Path, deployment_processes: dict[str, subprocess.Popen[bytes]], seed_positions: Mapping[str, Any]
+) -> str:
+    """Start the JobMojito sandbox on a free port with ``seed_positions``; return its base URL."""
     seed = workdir / "positions.json"
-    seed.write_text(json.dumps(SEED))
-    process = _start(
+    seed.write_text(json.dumps(seed_positions))
+    process = start_process(
         "sandbox",
         [sys.executable, "-m", "airflow_provider_jobmojito.sandbox", "--port", "0", "--seed", str(seed)],
         _clean_environ(),
@@ -317,10 +439,11 @@ def start_sandbox(workdir: Path, deployment_processes: dict[str, subprocess.Pope
     return url
 
 
-def start_deployment(timings: dict[str, float] | None = None) -> Deployment:
-    """Start the sandbox and a whole Airflow deployment, and wait until the example DAGs are parsed.
+def start_deployment(timings: dict[str, float] | None = None, profile: Profile = LOCAL) -> Deployment:
+    """Start the sandbox and a whole Airflow deployment, and wait until its DAGs are parsed.
 
-    On any failure everything already started is stopped before the error propagates.
+    On any failure everything already started is stopped, and AIRFLOW_HOME removed once its logs
+    are kept, before the error propagates.
     """
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="jobmojito-e2e-home-"))
@@ -341,23 +464,23 @@ def start_deployment(timings: dict[str, float] | None = None) -> Deployment:
         admin_user="admin",
         admin_password=admin_password,
         component_logs=component_logs,
+        output=profile.output,
         processes=processes,
         secrets={SANDBOX_PASSWORD},
     )
     if timings is not None:
         deployment.timings = timings
     try:
-        deployment.sandbox_url = start_sandbox(component_logs, processes)
+        deployment.sandbox_url = start_sandbox(component_logs, processes, profile.seed)
         from cryptography.fernet import Fernet
 
         deployment.env = {
             **_clean_environ(),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(_dags_folder(home, profile.dag_files)),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
@@ -380,7 +503,12 @@ def start_deployment(timings: dict[str, float] | None = None) -> Deployment:
                     "password": SANDBOX_PASSWORD,
                 }
             ),
+            **profile.env,
         }
+        if profile.services is not None:
+            step = time.monotonic()
+            deployment.env.update(profile.services(deployment))
+            deployment.timings["services"] = time.monotonic() - step
         step = time.monotonic()
         migrate = deployment.cli("db", "migrate", timeout=180)
         if migrate.returncode != 0:
@@ -390,18 +518,30 @@ def start_deployment(timings: dict[str, float] | None = None) -> Deployment:
         deployment.timings["db migrate"] = time.monotonic() - step
 
         step = time.monotonic()
-        for name in COMPONENTS:
-            processes[name] = _start(name, [str(AIRFLOW), name], deployment.env, component_logs, home)
+        for name, component in profile.components.items():
+            processes[name] = start_process(
+                name,
+                [str(AIRFLOW), *component.argv],
+                {**deployment.env, **component.env},
+                component_logs,
+                home,
+            )
 
         def healthy() -> bool:
             deployment.check_alive()
             health = requests.get(f"{api_url}/api/v2/monitor/health", timeout=5).json()
-            return all(
-                health.get(part, {}).get("status") == "healthy"
-                for part in ("metadatabase", "scheduler", "dag_processor")
-            )
+            return all(health.get(part, {}).get("status") == "healthy" for part in profile.healthy)
 
-        wait_for("the API server, scheduler and DAG processor to be healthy", healthy, STARTUP_TIMEOUT)
+        wait_for(f"{', '.join(profile.healthy)} to be healthy", healthy, STARTUP_TIMEOUT)
+        for name, component in profile.components.items():
+            if component.ready_line is not None:
+                line = component.ready_line
+                log = component_logs / f"{name}.log"
+                wait_for(
+                    f"{name} to be ready",
+                    lambda log=log, line=line: _logged(deployment, log, line),
+                    STARTUP_TIMEOUT,
+                )
         deployment.timings["components healthy"] = time.monotonic() - step
 
         def parsed() -> bool:
@@ -409,23 +549,77 @@ def start_deployment(timings: dict[str, float] | None = None) -> Deployment:
             dags = {d["dag_id"] for d in deployment.api("GET", "/dags", params={"limit": 100})["dags"]}
             errors = deployment.api("GET", "/importErrors")["import_errors"]
             if errors:
-                raise DeploymentError(f"the example DAGs failed to import: {errors}")
-            return dags >= set(EXAMPLE_DAG_IDS)
+                raise DeploymentError(f"the DAGs failed to import: {errors}")
+            return dags >= set(profile.all_dag_ids)
 
-        wait_for("the example DAGs to be parsed", parsed, STARTUP_TIMEOUT)
-        for dag_id in EXAMPLE_DAG_IDS:  # new DAGs start paused
+        wait_for("the DAGs to be parsed", parsed, STARTUP_TIMEOUT)
+        for dag_id in profile.all_dag_ids:  # new DAGs start paused
             deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         deployment.timings["startup (total)"] = time.monotonic() - started
     except BaseException:
         deployment.stop()
         keep_logs(deployment)
+        shutil.rmtree(home, ignore_errors=True)  # the logs are kept; a database may be large
         raise
     return deployment
 
 
+def _logged(deployment: Deployment, log: Path, line: str) -> bool:
+    deployment.check_alive()
+    return line in log.read_text(errors="replace")
+
+
+def _dags_folder(home: Path, dag_files: Sequence[Path]) -> Path:
+    """``example_dags/`` itself, or a copy of it in AIRFLOW_HOME with ``dag_files`` added."""
+    if not dag_files:
+        return REPO / "example_dags"
+    folder = home / "dags"
+    shutil.copytree(REPO / "example_dags", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in dag_files:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def run_deployment(
+    profile: Profile, timings: dict[str, float], figures: dict[str, Any] | None = None
+) -> Iterator[Deployment]:
+    """Start a deployment of ``profile`` and yield it (a fixture's body). Afterwards stop it, keep
+    its logs, ``timings.json`` and ``figures.json`` (when given) in the profile's output folder,
+    and remove its AIRFLOW_HOME."""
+    profile.output.mkdir(parents=True, exist_ok=True)
+    with _interruptible():
+        running = start_deployment(timings=timings, profile=profile)
+        try:
+            yield running
+        finally:
+            running.stop()
+            keep_logs(running)
+            (profile.output / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+            if figures is not None:
+                (profile.output / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+            shutil.rmtree(running.home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) and SIGINT, even where a shell started the tests in the
+    background with SIGINT ignored, raise KeyboardInterrupt meanwhile: pytest then still tears the
+    fixtures down, and so stops the deployment."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def keep_logs(deployment: Deployment) -> Path:
-    """Copy the deployment's logs to ``.test_output/e2e/logs`` for a look after the run."""
-    target = OUTPUT / "logs"
+    """Copy the deployment's logs to ``<profile output>/logs`` for a look after the run."""
+    target = deployment.output / "logs"
     shutil.rmtree(target, ignore_errors=True)
     for source, name in ((deployment.home / "logs", "airflow"), (deployment.component_logs, "components")):
         if source.is_dir():

@@ -25,6 +25,7 @@ from tests.e2e.deployment import (
     SANDBOX_EMAIL,
     UNTOUCHED,
     Deployment,
+    seconds_between,
     wait_for,
 )
 
@@ -51,7 +52,15 @@ class ExampleRuns:
 
 
 @pytest.fixture(scope="module")
-def example_runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> ExampleRuns:
+def activate_ids() -> tuple[str, ...]:
+    """The positions the activate DAG's run gets (a module reusing these tests may give more)."""
+    return ACTIVATE
+
+
+@pytest.fixture(scope="module")
+def example_runs(
+    deployment: Deployment, activate_ids: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory
+) -> ExampleRuns:
     result = ExampleRuns(careers_dir=tmp_path_factory.mktemp("careers"))
     result.before = deployment.positions()
     # Embedding is switched off by the archive run, and the sandbox then deletes these keys.
@@ -63,7 +72,7 @@ def example_runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactor
     started = time.monotonic()
     triggered = {
         "jobmojito_activate_positions": deployment.trigger(
-            "jobmojito_activate_positions", {"position_ids": list(ACTIVATE)}
+            "jobmojito_activate_positions", {"position_ids": list(activate_ids)}
         ),
         "jobmojito_careers_page_embed": deployment.trigger(
             "jobmojito_careers_page_embed", {"position_id": CAREERS, "output_dir": str(result.careers_dir)}
@@ -97,14 +106,12 @@ def example_runs(deployment: Deployment, tmp_path_factory: pytest.TempPathFactor
 
 
 def _duration(run: dict[str, Any]) -> float:
-    import pendulum
-
-    if not run.get("start_date") or not run.get("end_date"):
-        return float("nan")
-    return float((pendulum.parse(run["end_date"]) - pendulum.parse(run["start_date"])).total_seconds())
+    return seconds_between(run.get("start_date"), run.get("end_date"))
 
 
-def test_activate_positions(deployment: Deployment, example_runs: ExampleRuns) -> None:
+def test_activate_positions(
+    deployment: Deployment, example_runs: ExampleRuns, activate_ids: tuple[str, ...]
+) -> None:
     example_runs.assert_success(deployment, "jobmojito_activate_positions")
     run_id, _ = example_runs.runs["jobmojito_activate_positions"]
     activate = [
@@ -113,8 +120,8 @@ def test_activate_positions(deployment: Deployment, example_runs: ExampleRuns) -
         if ti["task_id"] == "activate"
     ]
     # One mapped task instance per position, labelled with its id.
-    assert sorted(ti["rendered_map_index"] for ti in activate) == sorted(ACTIVATE)
-    for position_id in ACTIVATE:
+    assert sorted(ti["rendered_map_index"] for ti in activate) == sorted(activate_ids)
+    for position_id in activate_ids:
         assert example_runs.after[position_id]["status"] == "active"
         assert example_runs.after[position_id]["embed_id"] is None
 
@@ -154,14 +161,16 @@ def test_other_positions_untouched(example_runs: ExampleRuns) -> None:
     assert example_runs.after[UNTOUCHED] == example_runs.before[UNTOUCHED]
 
 
-def test_task_logs_have_each_call_and_no_secret(deployment: Deployment, example_runs: ExampleRuns) -> None:
+def test_task_logs_have_each_call_and_no_secret(
+    deployment: Deployment, example_runs: ExampleRuns, activate_ids: tuple[str, ...]
+) -> None:
     for dag_id in example_runs.runs:
         example_runs.assert_success(deployment, dag_id)
     task_logs = {
         dag_id: "\n".join(p.read_text() for p in deployment.task_log_files(dag_id, run_id))
         for dag_id, (run_id, _) in example_runs.runs.items()
     }
-    for position_id in ACTIVATE:
+    for position_id in activate_ids:
         assert f"position {position_id} -> active (" in task_logs["jobmojito_activate_positions"]
     assert f"position {CAREERS} -> embedding on (" in task_logs["jobmojito_careers_page_embed"]
     assert f"position {CAREERS} -> active (" in task_logs["jobmojito_careers_page_embed"]
