@@ -347,6 +347,71 @@ def down_api_bulk(positions: int, workers: int) -> BreakerFigures:
     return BreakerFigures(positions, figures[0], figures[1])
 
 
+@dataclass
+class TriggerFigures:
+    triggers: int
+    rounds: int
+    list_calls: int
+    get_calls: int
+    rss_growth_kb: int
+    fired: int
+
+
+def _vm_rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def deferred_triggers(count: int, interval: float) -> TriggerFigures:
+    """``count`` InterviewStateTriggers waiting in one event loop, as in a triggerer, against the
+    sandbox: API calls per poll interval and memory, then every position completes."""
+    import asyncio
+
+    from airflow_provider_jobmojito.sandbox import SandboxServer
+    from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateTrigger
+
+    with SandboxServer() as sandbox:
+        ids = new_ids(count)
+        sandbox.seed([{"id": position_id, "status": "active"} for position_id in ids])
+        os.environ["AIRFLOW_CONN_JOBMOJITO_DEFAULT"] = json.dumps(
+            {"conn_type": "jobmojito", "host": sandbox.api_url, "password": sandbox.issue_token()}
+        )
+
+        def calls(path: str) -> int:
+            return sum(1 for r in sandbox.requests_log() if r["path"] == f"/functions/v1/{path}")
+
+        async def first_event(trigger: InterviewStateTrigger) -> str:
+            async for event in trigger.run():
+                return str(event.payload["status"])
+            return "none"
+
+        async def main() -> tuple[int, int, int, int, list[str]]:
+            before = _vm_rss_kb()
+            waiting = [
+                asyncio.ensure_future(
+                    first_event(
+                        InterviewStateTrigger(position_id=pid, status=["completed"], poll_interval=interval)
+                    )
+                )
+                for pid in ids
+            ]
+            rounds = 5
+            await asyncio.sleep(interval * (rounds - 0.5))  # the first round is at once
+            lists, gets, grown = (
+                calls("merchant-interview-list"),
+                calls("job-interview-get"),
+                _vm_rss_kb() - before,
+            )
+            for pid in ids:
+                sandbox.admin_set_status(pid, "completed")
+            return rounds, lists, gets, grown, list(await asyncio.gather(*waiting))
+
+        rounds, lists, gets, grown, outcomes = asyncio.run(main())
+    return TriggerFigures(count, rounds, lists, gets, grown, outcomes.count("success"))
+
+
 def peak_rss_probe(port: int, ids: int, workers: int) -> dict[str, Any]:
     """In a fresh process: peak RSS of one bulk call over the same process before it."""
     env = {**os.environ, **airflow_env()}
@@ -483,6 +548,7 @@ class Measured:
     bulk: BulkFigures
     embed: EmbedFigures
     breaker: BreakerFigures
+    triggers: TriggerFigures
     ours_module: str
     ours_imports: list[dict[str, Any]]
     their_imports: list[dict[str, Any]]
@@ -507,6 +573,8 @@ def measure(settings: Settings) -> Measured:
         embed = embed_bulk(settings.positions, settings.workers, settings.bulk_rounds)
     print("...bulk against a down API...", file=sys.stderr, flush=True)
     breaker = down_api_bulk(320, settings.workers)
+    print("...1,000 deferred sensors in one event loop...", file=sys.stderr, flush=True)
+    triggers = deferred_triggers(1000, 1.0)
     print("...DAG parse cost...", file=sys.stderr, flush=True)
     ours_module, ours_imports, their_imports = parse_cost(settings.parse_runs)
     return Measured(
@@ -515,6 +583,7 @@ def measure(settings: Settings) -> Measured:
         figures,
         embed,
         breaker,
+        triggers,
         ours_module,
         ours_imports,
         their_imports,
@@ -664,6 +733,37 @@ def breaker_rows(b: BreakerFigures) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def trigger_rows(t: TriggerFigures) -> list[tuple[str, str, str, str]]:
+    per_round = (t.list_calls + t.get_calls) / t.rounds
+    return [
+        (
+            f"6. {t.triggers:,} deferred InterviewStateTriggers in one event loop, against the sandbox",
+            "",
+            "",
+            "",
+        ),
+        (
+            f"   API calls per poll interval ({t.rounds} intervals)",
+            f"{per_round:.1f} ({t.list_calls} list, {t.get_calls} get in all)",
+            "<= 2",
+            verdict(per_round <= 2),
+        ),
+        ("   (reference) one get per sensor per interval", f"{t.triggers:,}", "", ""),
+        (
+            "   memory of the waiting triggers (RSS growth)",
+            f"+{t.rss_growth_kb / 1024:.1f} MB ({t.rss_growth_kb * 1024 / t.triggers:,.0f} B each)",
+            "",
+            "",
+        ),
+        (
+            "   fired once every position completed",
+            f"{t.fired:,} of {t.triggers:,}",
+            "all",
+            verdict(t.fired == t.triggers),
+        ),
+    ]
+
+
 def notes(s: Settings, m: Measured) -> list[str]:
     complete = all(c == {"count": s.positions, "distinct": s.positions} for c in m.bulk.counted)
 
@@ -726,7 +826,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     measured = measure(settings)
     print()
-    print("\n".join(render(table_rows(settings, measured) + breaker_rows(measured.breaker))))
+    rows = table_rows(settings, measured) + breaker_rows(measured.breaker) + trigger_rows(measured.triggers)
+    print("\n".join(render(rows)))
     print()
     print("\n".join(header + notes(settings, measured)))
 

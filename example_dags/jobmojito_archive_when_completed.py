@@ -7,11 +7,15 @@ position that enters ``completed`` records an Asset event (its payload: ``positi
 ``status``, ``updated_at``), which starts a run. The run archives those positions and switches
 their embedding off, in one bulk task.
 
+The watcher polls every 60 s; ``JOBMOJITO_WATCH_POLL_INTERVAL`` (seconds), read when the file is
+parsed, changes that for demos and tests.
+
 Needs Airflow 3.0 or later (``AssetWatcher``); on Airflow 2 this file defines no DAG.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -33,6 +37,9 @@ def _canonical(position_id: str) -> str:
         return position_id  # not an id: the archive task refuses it, naming it, without retries
 
 
+#: Seconds between the watcher's polls of JobMojito.
+POLL_INTERVAL = float(os.environ.get("JOBMOJITO_WATCH_POLL_INTERVAL", "60"))
+
 if AssetWatcher is not None:
     from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
 
@@ -41,7 +48,7 @@ if AssetWatcher is not None:
         watchers=[
             AssetWatcher(
                 name="jobmojito_positions_completed",
-                trigger=InterviewStateChangeTrigger(status="completed", poll_interval=60),
+                trigger=InterviewStateChangeTrigger(status="completed", poll_interval=POLL_INTERVAL),
             )
         ],
     )

@@ -41,6 +41,9 @@ ACTIVATE = ("3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e", "9b1d3c52-7e0a-4f7b-8c55-2a1
 CAREERS = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
 CLOSED = ("5c7e1a2b-3d4f-4a6b-8c9d-0e1f2a3b4c5d", "0d6f4b8e-1a2c-4e3f-9a7b-6c5d4e3f2a1b")
 UNTOUCHED = "1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6"
+#: The read side: a position JobMojito is still preparing, and one a recruiter will complete.
+PREPARING = "2f3e4d5c-6b7a-4988-8a9b-0c1d2e3f4a5b"
+COMPLETES = "8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f"
 SEED = {
     "positions": [
         {"id": ACTIVATE[0], "name": "Data Engineer (Berlin)", "status": "draft"},
@@ -49,15 +52,21 @@ SEED = {
         {"id": CLOSED[0], "name": "Recruiting Coordinator (Lisbon)", "status": "active", "embedded": True},
         {"id": CLOSED[1], "name": "Site Reliability Engineer (Austin)", "status": "active", "embedded": True},
         {"id": UNTOUCHED, "name": "Office Manager (Vienna)", "status": "draft"},
+        {"id": PREPARING, "name": "Support Engineer (Dublin)", "status": "preparing"},
+        {"id": COMPLETES, "name": "Sales Lead (Madrid)", "status": "active", "embedded": True},
     ]
 }
 
 EXAMPLE_DAG_IDS = (
     "jobmojito_activate_positions",
     "jobmojito_archive_closed_positions",
+    "jobmojito_archive_when_completed",
     "jobmojito_careers_page_embed",
     "jobmojito_hiring_closed",
 )
+#: Seconds between the polls of the example's AssetWatcher (its default, 60, is for production).
+WATCH_POLL_INTERVAL = "2"
+WAIT_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_wait.py"
 
 STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 180.0
@@ -97,13 +106,18 @@ class Profile:
     output: Path = OUTPUT
     components: Mapping[str, Component] = field(
         default_factory=lambda: {
-            name: Component((name,)) for name in ("api-server", "scheduler", "dag-processor")
+            name: Component((name,)) for name in ("api-server", "scheduler", "dag-processor", "triggerer")
         }
     )
-    healthy: tuple[str, ...] = ("metadatabase", "scheduler", "dag_processor")
-    env: Mapping[str, str] = field(default_factory=lambda: {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"})
-    dag_files: tuple[Path, ...] = ()
-    dag_ids: tuple[str, ...] = ()
+    healthy: tuple[str, ...] = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+    env: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "JOBMOJITO_WATCH_POLL_INTERVAL": WATCH_POLL_INTERVAL,
+        }
+    )
+    dag_files: tuple[Path, ...] = (WAIT_DAG_FILE,)
+    dag_ids: tuple[str, ...] = ("jobmojito_e2e_wait",)
     seed: Mapping[str, Any] = field(default_factory=lambda: SEED)
     services: Callable[[Deployment], Mapping[str, str]] | None = None
 

@@ -268,3 +268,12 @@ def test_a_killed_workers_tasks_are_retried_on_the_other(
 
 
 test_no_secret_in_any_log = test_dag_runs.test_task_logs_have_each_call_and_no_secret
+
+
+def test_a_deferrable_sensor_waits_in_the_triggerer_and_completes(deployment: Deployment) -> None:
+    from tests.e2e.read_side import check_deferrable_sensor
+
+    run = check_deferrable_sensor(deployment)
+    deployment.timings["run jobmojito_e2e_wait (deferred)"] = seconds_between(
+        run["start_date"], run["end_date"]
+    )
