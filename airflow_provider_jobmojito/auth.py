@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pendulum
 
+from airflow_provider_jobmojito import token_cache
 from airflow_provider_jobmojito.answers import error_of, json_of
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
@@ -150,6 +152,8 @@ class TokenProvider:
             if settings.signs_in
             else None
         )
+        # Shared by the processes of this host: one sign-in for many task processes.
+        self._host = token_cache.configured() if settings.signs_in else None
 
     @property
     def signs_in(self) -> bool:
@@ -161,6 +165,12 @@ class TokenProvider:
         """Held across a sign-in, so that threads finding the cache empty together sign in once."""
         return SIGN_IN_CACHE.lock
 
+    def host_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held across a sign-in too, so that processes finding no token together sign in once."""
+        if self._host is None or self._key is None:
+            return contextlib.nullcontext()
+        return self._host.lock(self._key)
+
     def current(self) -> str | None:
         """A token to send now, or ``None`` when a sign-in is needed.
 
@@ -169,6 +179,10 @@ class TokenProvider:
         """
         if self._key is not None:
             cached = SIGN_IN_CACHE.get(self._key)
+            if cached is None and self._host is not None:
+                cached = self._host.get(self._key)
+                if cached is not None:
+                    SIGN_IN_CACHE.put(self._key, cached)
             return None if cached is None else cached.access_token
         token = self.settings.password
         if not token:
@@ -183,6 +197,10 @@ class TokenProvider:
         """The API answered 401 to ``token``: forget it; whether signing in again may help."""
         if self._key is None:
             return False
+        # The host's copy first: a thread reading the host cache meanwhile could otherwise put
+        # the refused token back into this process's cache.
+        if self._host is not None:
+            self._host.discard(self._key, token)
         SIGN_IN_CACHE.discard(self._key, token)
         return True
 
@@ -218,7 +236,13 @@ class TokenProvider:
         margin = min(SIGN_IN_REUSE_MARGIN, (expires_at - now) / 10)
         self.log.info("Signed in to JobMojito as %s; token valid until %s.", self.settings.login, expires_at)
         assert self._key is not None  # only sign-in mode signs in
-        SIGN_IN_CACHE.put(self._key, SignedInToken(access_token=token, expires_at=expires_at - margin))
+        signed_in = SignedInToken(access_token=token, expires_at=expires_at - margin)
+        SIGN_IN_CACHE.put(self._key, signed_in)
+        if self._host is not None:
+            try:
+                self._host.put(self._key, signed_in)
+            except OSError as error:  # a full disk: this process keeps its token all the same
+                self.log.warning("Could not share the signed-in token with other processes: %s", error)
         return token
 
     def secrets(self, token: str | None = None) -> tuple[str, ...]:

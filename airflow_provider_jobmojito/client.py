@@ -128,7 +128,7 @@ class JobMojitoClient:
         tokens = self.tokens
         token = tokens.current()
         if token is None:
-            with tokens.sign_in_lock:
+            with tokens.sign_in_lock, tokens.host_lock():
                 token = tokens.current()
                 if token is None:
                     answer = self.send(tokens.sign_in_request(), token=None, stop=stop)

@@ -46,10 +46,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_sign_in_cache() -> Iterator[None]:
-    """Signed-in tokens are cached per process; each test starts without any."""
+def _fresh_sign_in_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Signed-in tokens are cached per process and per host; each test starts without any."""
     from airflow_provider_jobmojito.auth import SIGN_IN_CACHE
 
+    folder = tmp_path_factory.mktemp("token-cache")
+    folder.chmod(0o700)
+    monkeypatch.setenv("AIRFLOW__JOBMOJITO__TOKEN_CACHE_DIR", str(folder / "tokens"))
     SIGN_IN_CACHE.clear()
     yield
     SIGN_IN_CACHE.clear()

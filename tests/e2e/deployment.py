@@ -495,6 +495,8 @@ def start_deployment(timings: dict[str, float] | None = None, profile: Profile =
             "AIRFLOW__CORE__DAGS_FOLDER": str(_dags_folder(home, profile.dag_files)),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            # The host-wide token cache of this deployment alone, removed with its home.
+            "AIRFLOW__JOBMOJITO__TOKEN_CACHE_DIR": str(home / "jobmojito-token-cache"),
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",

@@ -158,10 +158,6 @@ def test_200_mapped_positions_succeed_on_both_workers(deployment: Deployment, ma
     assert all(mapped_run.after[pid]["status"] == "active" for pid in SCALE)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="each task process signs in on its own; a host-wide token cache is planned (issue 12)",
-)
 def test_200_mapped_positions_sign_in_a_few_times_per_worker(mapped_run: Run) -> None:
     assert mapped_run.run["state"] == "success"
     assert mapped_run.sign_ins <= 4, f"{mapped_run.sign_ins} sign-ins for {len(SCALE)} task instances"

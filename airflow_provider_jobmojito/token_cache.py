@@ -1,0 +1,178 @@
+"""Signed-in tokens shared by every process of one host (and one user): one sign-in for all tasks.
+
+Each Airflow task runs in a process of its own, so a cache per process signs in once per task;
+Supabase limits sign-ins per IP (a bucket of about 30), which a mapped DAG of a few hundred
+positions on one worker would exhaust. :class:`HostTokenCache` keeps one file per account:
+
+* in a folder only its owner can use (``0700``), files only its owner can read (``0600``); a
+  folder or file that is anyone else's, or readable by others, or a symlink, is never used;
+* written atomically (a temporary file, then a rename), and read with every check again: a
+  corrupt, foreign or expired file is ignored, never trusted;
+* with a lock file per account (``lockf``), held across a sign-in, so that processes starting
+  together sign in once, and the first to be refused (401) signs in again once for all;
+* holding the access token and its expiry only: never the password, which is not even part of
+  the file name (the account is named by a digest of URL, e-mail and password digest).
+
+Configured in Airflow's configuration (or ``AIRFLOW__JOBMOJITO__...`` variables):
+``[jobmojito] token_cache`` is ``host`` (the default) or ``process`` (one sign-in per process, no
+files), and ``[jobmojito] token_cache_dir`` the folder (default:
+``$XDG_CACHE_HOME/airflow-provider-jobmojito``, else ``~/.cache/airflow-provider-jobmojito``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_provider_jobmojito.auth import SignedInToken
+
+log = logging.getLogger(__name__)
+
+_FORMAT = 1
+_MAX_FILE_BYTES = 64 * 1024
+_PRIVATE = 0o077
+
+
+def configured() -> HostTokenCache | None:
+    """The host-wide cache as Airflow's configuration sets it, or ``None`` when it is off or its
+    folder cannot be made private."""
+    from airflow.providers.common.compat.sdk import conf
+
+    mode = str(conf.get("jobmojito", "token_cache", fallback="host")).strip().lower()
+    if mode == "process":
+        return None
+    if mode != "host":
+        log.warning("[jobmojito] token_cache must be 'host' or 'process', not %r: using 'process'.", mode)
+        return None
+    folder = str(conf.get("jobmojito", "token_cache_dir", fallback="")).strip()
+    directory = Path(folder).expanduser() if folder else _default_directory()
+    try:
+        return HostTokenCache(directory)
+    except OSError as error:
+        log.warning("Not sharing signed-in tokens between processes: %s", error)
+        return None
+
+
+def _default_directory() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "airflow-provider-jobmojito"
+
+
+class HostTokenCache:
+    """Signed-in tokens in files of a private folder; see the module's notes.
+
+    :param directory: the folder, created ``0700`` if missing.
+    :raises OSError: when the folder is not a private folder of this user's.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & _PRIVATE:
+            raise OSError(f"{directory} must be a folder of this user's that no one else may use (mode 0700)")
+        self.directory = directory
+
+    def get(self, key: tuple[str, ...]) -> SignedInToken | None:
+        """The account's token when a trustworthy, fresh one is on file; else ``None``."""
+        from airflow_provider_jobmojito.auth import SignedInToken
+
+        data = self._read(self._path(key))
+        if data is None or data.get("account") != _account(key) or data.get("format") != _FORMAT:
+            return None
+        token, expires = data.get("access_token"), data.get("expires_at")
+        if not isinstance(token, str) or not token or not isinstance(expires, int | float):
+            return None
+        try:
+            cached = SignedInToken(access_token=token, expires_at=pendulum.from_timestamp(expires, tz="UTC"))
+        except (OverflowError, OSError, ValueError):
+            return None
+        return cached if cached.is_fresh() else None
+
+    def put(self, key: tuple[str, ...], token: SignedInToken) -> None:
+        """Write the account's token (atomically; readable by this user alone)."""
+        payload = {
+            "format": _FORMAT,
+            "account": _account(key),
+            "access_token": token.access_token,
+            "expires_at": token.expires_at.timestamp(),
+        }
+        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                json.dump(payload, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self._path(key))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def discard(self, key: tuple[str, ...], access_token: str) -> None:
+        """Forget ``access_token`` (refused by the API) unless another process already replaced it."""
+        with self.lock(key):
+            cached = self.get(key)
+            if cached is not None and cached.access_token == access_token:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path(key))
+
+    @contextlib.contextmanager
+    def lock(self, key: tuple[str, ...]) -> Iterator[None]:
+        """Hold the account's lock (across processes) for the duration of the block."""
+        path = self._path(key).with_suffix(".lock")
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            # A POSIX record lock, not flock(): a process forked while another thread holds it does
+            # not inherit it, so the child cannot be left waiting for a lock it holds itself. Within
+            # a process the threads take the sign-in's threading lock first.
+            fcntl.lockf(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
+    def _path(self, key: tuple[str, ...]) -> Path:
+        return self.directory / f"{_account(key)[:40]}.json"
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        """The file's JSON object, if the file is a regular file of this user's that no one else
+        can read or write; ``None`` for anything else, including a missing or corrupt file."""
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # missing, or a symlink
+            return None
+        with os.fdopen(descriptor, "rb") as file:
+            info = os.fstat(file.fileno())
+            if (
+                not stat.S_ISREG(info.st_mode)
+                or info.st_uid != os.getuid()
+                or info.st_mode & _PRIVATE
+                or info.st_size > _MAX_FILE_BYTES
+            ):
+                log.warning(
+                    "Ignoring the token cache file %s: it is not a private file of this user's.", path
+                )
+                return None
+            try:
+                data = json.loads(file.read(_MAX_FILE_BYTES))
+            except (ValueError, RecursionError):
+                return None
+        return data if isinstance(data, dict) else None
+
+
+def _account(key: tuple[str, ...]) -> str:
+    """The account's name in the cache: a digest, so the folder shows neither URL nor e-mail."""
+    return hashlib.sha256("\0".join(key).encode()).hexdigest()
