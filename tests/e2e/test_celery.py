@@ -126,6 +126,10 @@ def _assert_success(deployment: Deployment, dag_id: str, run: Run) -> None:
 
 @pytest.fixture(scope="module")
 def mapped_run(deployment: Deployment, figures: dict[str, Any]) -> Run:
+    # A cold start: no token on file, as on fresh worker hosts; 200 task processes then start on
+    # two workers of this host at once and must share one sign-in.
+    for cached in (deployment.home / "jobmojito-token-cache").glob("*.json"):
+        cached.unlink()
     run = _run(deployment, MAPPED_DAG, SCALE)
     deployment.timings[f"run {MAPPED_DAG} ({len(SCALE)} mapped)"] = run.times()["queued_at to end_date"]
     figures[f"time: {len(SCALE)} positions, mapped (s)"] = run.times()
@@ -160,7 +164,8 @@ def test_200_mapped_positions_succeed_on_both_workers(deployment: Deployment, ma
 
 def test_200_mapped_positions_sign_in_a_few_times_per_worker(mapped_run: Run) -> None:
     assert mapped_run.run["state"] == "success"
-    assert mapped_run.sign_ins <= 4, f"{mapped_run.sign_ins} sign-ins for {len(SCALE)} task instances"
+    # Both workers are on this host: the host-wide token cache makes it one sign-in for all.
+    assert 1 <= mapped_run.sign_ins <= 2, f"{mapped_run.sign_ins} sign-ins for {len(SCALE)} task instances"
 
 
 @pytest.fixture(scope="module")

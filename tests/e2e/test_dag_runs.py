@@ -180,8 +180,9 @@ def test_task_logs_have_each_call_and_no_secret(
         assert line in task_logs["jobmojito_archive_closed_positions"]
     summary = f"Setting {len(CLOSED)} position(s) -> archived, embedding off"
     assert summary in task_logs["jobmojito_archive_closed_positions"]
-    # The tasks did sign in (so there were tokens to hide).
-    assert f"Signed in to JobMojito as {SANDBOX_EMAIL}" in task_logs["jobmojito_activate_positions"]
+    # A task did sign in (so there were tokens to hide): the first one to need a token, since the
+    # others of this host take it from the host-wide cache.
+    assert any(f"Signed in to JobMojito as {SANDBOX_EMAIL}" in text for text in task_logs.values())
 
     # Every token the sandbox issues for this user starts the same way (JWT header, then the
     # payload's issuer, subject, audience, role and e-mail): a fingerprint of signed-in tokens,
