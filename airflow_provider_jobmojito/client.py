@@ -44,6 +44,18 @@ def failure_of(exc: NoAnswer, timeout: float) -> Failure:
     return Failure(f"could not be reached ({exc.reason})")
 
 
+def log_retry(log: Any, retrying: Retrying, failure: Failure, seconds: float) -> None:
+    """The log line of a retry, e.g. ``... answered 503 (attempt 1 of 6); retrying in 0.50 s.``"""
+    log.warning(
+        "%s %s (attempt %d of %d); retrying in %.2f s.",
+        retrying.what,
+        failure.reason,
+        retrying.attempt,
+        retrying.policy.attempts,
+        seconds,
+    )
+
+
 def request_for(
     settings: HookSettings,
     method: str,
@@ -165,14 +177,7 @@ class JobMojitoClient:
             if stop is not None and not failure.permanent:
                 stop.failed(failure)
             seconds = retrying.after(failure)
-            self.log.warning(
-                "%s %s (attempt %d of %d); retrying in %.2f s.",
-                request.what,
-                failure.reason,
-                retrying.attempt,
-                retrying.policy.attempts,
-                seconds,
-            )
+            log_retry(self.log, retrying, failure, seconds)
             if (stop is not None and stop.is_set()) or self.wait(seconds, stop):
                 raise retrying.stopped(
                     failure, (stop.reason if stop else None) or "the bulk change was stopped"

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from airflow_provider_jobmojito.answers import object_of
-from airflow_provider_jobmojito.client import failure_of, request_for
+from airflow_provider_jobmojito.client import failure_of, log_retry, request_for
 from airflow_provider_jobmojito.retry import Retrying, failure_of_status
 from airflow_provider_jobmojito.transport import (
-    MAX_ANSWER_BYTES,
     Answer,
+    AnswerBody,
     NoAnswer,
     _describe,
     _tls_is_permanent,
@@ -84,26 +84,10 @@ class HttpxTransport:
 
 
 async def _read_capped(response: httpx.Response, *, deadline: float, timeout: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+    body = AnswerBody(response.status_code, deadline=deadline, timeout=timeout)
     async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise NoAnswer(
-                f"the answer ({response.status_code}) is over {MAX_ANSWER_BYTES // 2**20} MiB once "
-                "decoded; this API's answers are a few hundred bytes",
-                timed_out=False,
-                permanent=True,
-            )
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise NoAnswer(
-                f"the answer ({response.status_code}) was still arriving {2 * timeout:g} s after it was "
-                "sent (twice the timeout)",
-                timed_out=False,
-                too_slow=True,
-            )
-    return b"".join(chunks)
+        body.add(chunk)
+    return body.value()
 
 
 class AsyncJobMojitoClient:
@@ -181,12 +165,5 @@ class AsyncJobMojitoClient:
                     return answer
                 failure = failure_or_none
             seconds = retrying.after(failure)
-            self.log.warning(
-                "%s %s (attempt %d of %d); retrying in %.2f s.",
-                request.what,
-                failure.reason,
-                retrying.attempt,
-                retrying.policy.attempts,
-                seconds,
-            )
+            log_retry(self.log, retrying, failure, seconds)
             await self.sleep(seconds)

@@ -245,41 +245,64 @@ class RequestsTransport:
 
 
 def _read_capped(response: requests.Response, *, deadline: float, timeout: float) -> bytes:
-    """The decoded body, read as it arrives, up to :data:`MAX_ANSWER_BYTES` and until ``deadline``.
+    """The decoded body, read as it arrives, within the limits of :class:`AnswerBody`.
 
-    Socket timeouts bound each read, not the whole answer: a server that drips a byte before each
-    timeout would hold the call for ever. Each ``read1`` returns what one read got, so the
-    deadline is checked as the body arrives.
+    Each ``read1`` returns what one read got, so the deadline is checked as the body arrives.
     """
     raw = response.raw
     if not isinstance(raw, BaseHTTPResponse):
         # A canned answer from a test double: its body is already in memory.
         return response.content
-    chunks: list[bytes] = []
-    size = 0
+    body = AnswerBody(response.status_code, deadline=deadline, timeout=timeout)
     try:
         while chunk := raw.read1(_CHUNK, decode_content=True):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise NoAnswer(
-                    f"the answer ({response.status_code}) is over {MAX_ANSWER_BYTES // 2**20} MiB once "
-                    "decoded; this API's answers are a few hundred bytes",
-                    timed_out=False,
-                    permanent=True,
-                )
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise NoAnswer(
-                    f"the answer ({response.status_code}) was still arriving {2 * timeout:g} s after it was "
-                    "sent (twice the timeout)",
-                    timed_out=False,
-                    too_slow=True,
-                )
+            body.add(chunk)
     except (HTTPError, OSError) as exc:  # a read timeout, a cut connection, a bad encoding mid-body
         raise NoAnswer(_describe(exc), timed_out=isinstance(exc, ReadTimeoutError | TimeoutError)) from exc
     # Read to the end: the connection goes back to the pool for the next call.
     raw.release_conn()
-    return b"".join(chunks)
+    return body.value()
+
+
+class AnswerBody:
+    """An answer's decoded body, collected within :data:`MAX_ANSWER_BYTES` and a deadline.
+
+    Socket timeouts bound each read, not the whole answer: a server that drips a byte before each
+    timeout would hold the call for ever, hence the deadline (twice the timeout, from sending).
+
+    :param status: the answer's status, for messages.
+    :param deadline: the ``time.monotonic()`` by which the body must be complete.
+    :param timeout: the call's timeout, for messages.
+    :raises NoAnswer: from :meth:`add`, when the body is too large or too slow.
+    """
+
+    def __init__(self, status: int, *, deadline: float, timeout: float) -> None:
+        self.status = status
+        self.deadline = deadline
+        self.timeout = timeout
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > MAX_ANSWER_BYTES:
+            raise NoAnswer(
+                f"the answer ({self.status}) is over {MAX_ANSWER_BYTES // 2**20} MiB once decoded; "
+                "this API's answers are a few hundred bytes",
+                timed_out=False,
+                permanent=True,
+            )
+        self._chunks.append(chunk)
+        if time.monotonic() > self.deadline:
+            raise NoAnswer(
+                f"the answer ({self.status}) was still arriving {2 * self.timeout:g} s after it was "
+                "sent (twice the timeout)",
+                timed_out=False,
+                too_slow=True,
+            )
+
+    def value(self) -> bytes:
+        return b"".join(self._chunks)
 
 
 def _cause(exc: requests.RequestException) -> BaseException:
