@@ -113,10 +113,10 @@ def airflow_db() -> None:
 
 
 def _dagbag_module() -> Any:
-    """Where DagBag lives: ``airflow.dag_processing.dagbag`` (3.3), ``airflow.models.dagbag`` (2.11, 3.0)."""
+    """Where DagBag lives: ``airflow.dag_processing.dagbag`` (3.2, 3.3), else ``airflow.models.dagbag``."""
     if importlib.util.find_spec("airflow.dag_processing.dagbag"):
         import airflow.dag_processing.dagbag as module
-    else:  # Airflow 2.11 and 3.0
+    else:  # Airflow 2.11 to 3.1
         import airflow.models.dagbag as module
     return module
 
@@ -129,13 +129,20 @@ def dag_bag(dag_folder: str | Path, **kwargs: Any) -> Any:
 def load_example_dag(module_name: str, dag_id: str) -> Any:
     """Parse a file of ``example_dags/`` the way the DAG processor does, and return one DAG.
 
-    Airflow 3.3's ``dag.test()`` stores the DAGs folder's DAGs in the database by itself. On 2.11 and
-    3.0 only the DAG processor does, so it is done here: without it a DAG's assets (datasets on
-    Airflow 2) are unknown to the database, and producing an event on one records nothing.
+    Airflow 3.2 and 3.3's ``dag.test()`` stores the DAGs folder's DAGs in the database by itself. On
+    2.11 to 3.1 only the DAG processor does, so it is done here: without it a DAG's assets (datasets
+    on Airflow 2) are unknown to the database, and producing an event on one records nothing.
     """
     folder = REPO / "example_dags"
-    if _dagbag_module().__name__ == "airflow.dag_processing.dagbag":
+    module = _dagbag_module()
+    if module.__name__ == "airflow.dag_processing.dagbag":
         bag = dag_bag(folder / f"{module_name}.py")
+    elif hasattr(module, "sync_bag_to_db"):  # 3.1
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag = dag_bag(folder / f"{module_name}.py", bundle_path=folder)
+        module.sync_bag_to_db(bag, "dags-folder", None)
     elif AIRFLOW_V3:  # 3.0
         from airflow.dag_processing.bundles.manager import DagBundlesManager
 
