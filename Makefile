@@ -86,7 +86,8 @@ $(WHEEL): $(DIST_SOURCES) | .venv-dist/.installed
 #   make test-py3.12-af2.11                                 # one pair
 # Every Python and every Airflow line at least once; the newest Airflow on the newest Python; 2.11
 # on 3.12, the newest Python it supports.
-MATRIX ?= py3.12-af2.11 py3.11-af3.0 py3.11-af3.1 py3.12-af3.2 py3.12-af3.3 py3.13-af3.3
+MATRIX_ALL := py3.12-af2.11 py3.11-af3.0 py3.11-af3.1 py3.12-af3.2 py3.12-af3.3 py3.13-af3.3
+MATRIX ?= $(MATRIX_ALL)
 AIRFLOW_PIN_2.11 := 2.11.2
 AIRFLOW_PIN_3.0 := 3.0.6
 AIRFLOW_PIN_3.1 := 3.1.8
@@ -97,7 +98,8 @@ AIRFLOW_PIN_3.3 := 3.3.2
 find_python = $(or $(PYTHON_$(1)),$(firstword $(wildcard $(shell pyenv prefix $(1) 2>/dev/null)/bin/python$(1))),$(shell command -v python$(1)))
 # Installed after Airflow, in a second step (in one step pip's resolver backtracks for many minutes).
 # 3.0: apache-airflow-providers-fab brings wtforms and flask_appbuilder, so the connection form takes
-# the path Airflow 3.0 and 3.1 use, the hook's classmethods.
+# the path Airflow 3.0 and 3.1 use, the hook's classmethods (3.1 runs without it: the form's tests
+# skip there, and the connection works without the form).
 AIRFLOW_EXTRA_3.0 := apache-airflow-providers-fab
 # Pins Airflow's constraint files would give, per line: without the constraint file, pip takes the
 # newest release of every dependency, some newer than the Airflow release and incompatible with it.
@@ -121,9 +123,10 @@ AIRFLOW_PINS_3.2 := "fastapi<0.137" "svcs<26" "sqlalchemy<2.1"
 # that Airflow 3.2.2's API server raises by itself when it builds the connection form
 # (ProvidersManager.hooks, which 3.2 deprecates with a FutureWarning, read by its own
 # HookMetaService). 3.1: the same, less the four below for 3.0, which Airflow 3.1.8 and its newest
-# dependencies raise as well (BaseBranchOperator as a FutureWarning there). 3.0: the same, less four that Airflow
-# 3.0.6 and its newest dependencies raise by themselves (that one again; starlette and anyio under
-# 3.0's Execution API; 3.0's own Execution API serving a connection). 2.11: none from the command
+# dependencies raise as well (BaseBranchOperator's as a FutureWarning there). 3.0: the same, less
+# four that Airflow 3.0.6 and its newest dependencies raise by themselves (the newest standard
+# provider on `from airflow.sdk import task`; starlette and anyio under 3.0's Execution API; 3.0's
+# own Execution API serving a connection). 2.11: none from the command
 # line, since Airflow 2.11's Flask stack, SQLAlchemy 1.4 and its template context warn by
 # themselves. On every line, pyproject's filterwarnings make any deprecation raised from our
 # package, the tests or the example DAGs an error.
@@ -166,8 +169,11 @@ define MATRIX_PAIR_RULES
 test-py$(1)-af$(2): .venv-py$(1)-af$(2)/.wheel
 	.venv-py$(1)-af$(2)/bin/python scripts/test_installed.py $$(PYTEST_STRICT_$(2)) $$(PYTEST_ARGS)
 endef
-$(foreach pair,$(sort $(MATRIX) py3.12-af2.11 py3.11-af3.0 py3.11-af3.1 py3.12-af3.2 py3.12-af3.3 \
-	py3.13-af3.3),$(eval $(call MATRIX_PAIR_RULES,$(patsubst py%,%,$(word 1,$(subst -af, ,$(pair)))),$(word 2,$(subst -af, ,$(pair))))))
+# A pair's rules, for every pair named in MATRIX_ALL or MATRIX: py3.12-af3.3 -> (3.12, 3.3).
+pair_python = $(patsubst py%,%,$(word 1,$(subst -af, ,$(1))))
+pair_airflow = $(word 2,$(subst -af, ,$(1)))
+$(foreach pair,$(sort $(MATRIX_ALL) $(MATRIX)),\
+	$(eval $(call MATRIX_PAIR_RULES,$(call pair_python,$(pair)),$(call pair_airflow,$(pair)))))
 
 test-matrix: $(WHEEL)
 	@summary=; status=0; \
