@@ -9,14 +9,17 @@ Usage: python scripts/check_dist.py   (`make dist`; needs the build and twine pa
    version, Python >= 3.11 and both entry points (Airflow's provider info, the sandbox's pytest
    plugin), and nothing of tests/, benchmarks/, example_dags/ or scripts/.
 4. The sdist holds the package, README, CHANGELOG, LICENSE and pyproject.toml, and no tests.
-5. Both wheels hold the same files with the same hashes (their RECORDs, less RECORD's own line).
+5. Both wheels hold the same files with the same content (sha256 of each file but RECORD), and
+   each wheel's RECORD agrees with its files.
 
 Prints one line per check; exits 1 with the failures listed if any check fails.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import re
 import shutil
@@ -55,12 +58,24 @@ def package_files() -> set[str]:
     }
 
 
-def record(wheel: Path) -> dict[str, str]:
-    """The wheel's RECORD as {path: hash}, less RECORD's own line (it cannot hash itself)."""
+def _digest(data: bytes) -> str:
+    """A file's hash as a wheel's RECORD writes it."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+
+
+def contents(wheel: Path, problems: list[str]) -> dict[str, str]:
+    """The wheel's files as {path: sha256}, less RECORD (it lists the others, and cannot hash itself).
+
+    The hashes are taken from the files themselves, and RECORD must agree with them.
+    """
     with zipfile.ZipFile(wheel) as archive:
-        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
-        rows = csv.reader(io.StringIO(archive.read(name).decode()))
-        return {path: digest for path, digest, _size in rows if path != name}
+        (record,) = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
+        files = {name: _digest(archive.read(name)) for name in archive.namelist() if name != record}
+        rows = csv.reader(io.StringIO(archive.read(record).decode()))
+        listed = {path: digest for path, digest, _size in rows if path != record}
+    if listed != files:
+        problems.append(f"{wheel.name}: RECORD does not match the files it lists")
+    return files
 
 
 def check_wheel(wheel: Path, problems: list[str]) -> None:
@@ -129,7 +144,7 @@ def main() -> int:
             problems.append("twine check --strict failed")
         check_wheel(wheel, problems)
         check_sdist(sdist, problems)
-        from_sdist, from_tree = record(wheel), record(tree_wheel)
+        from_sdist, from_tree = contents(wheel, problems), contents(tree_wheel, problems)
         if from_sdist != from_tree:
             paths = from_sdist.keys() | from_tree.keys()
             differing = sorted(p for p in paths if from_sdist.get(p) != from_tree.get(p))
