@@ -30,7 +30,7 @@ sandbox: $(BIN)/.installed
 	$(BIN)/jobmojito-sandbox --port 8808 --seed scripts/demo_positions.json
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
 
 # The end-to-end tests (tests/e2e): a real Airflow deployment (API server, scheduler with the
 # LocalExecutor, DAG processor) running the example DAGs against the sandbox, and the connection
@@ -68,63 +68,136 @@ test-e2e-celery: $(BIN)/.installed-e2e-celery
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run
 
-# The Airflow version matrix: the test suite on each supported Airflow line, each in a virtualenv
-# of its own pinned to the line's newest patch release. 3.3 is `make test` itself (ruff, mypy and
-# the suite in .venv); the other lines run the suite only (lint does not depend on Airflow), without
-# tests/e2e (a deployment of the newest 3.3). Each line's install takes one to two minutes.
-#   make test-matrix                          # 2.11, 3.0 and 3.3, then one summary line each
-#   make test-matrix AIRFLOW_LINES="3.3 2.11" # what .ci/run runs
-#   make test-af2.11                          # one line
-AIRFLOW_LINES ?= 2.11 3.0 3.3
+# Packaging (scripts/check_dist.py): build the sdist and the wheel into dist/, check them with
+# `twine check --strict`, check the wheel's content (the package and py.typed, nothing of tests/,
+# benchmarks/, example_dags/ or scripts/), and check that the wheel built from the sdist equals one
+# built from the tree. The build tools live in .venv-dist.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' airflow_provider_jobmojito/__init__.py)
+WHEEL := dist/airflow_provider_jobmojito-$(VERSION)-py3-none-any.whl
+DIST_SOURCES := pyproject.toml MANIFEST.in README.md CHANGELOG.md LICENSE scripts/check_dist.py \
+	$(shell find airflow_provider_jobmojito -name '*.py' -o -name py.typed)
+
+.PHONY: dist
+
+.venv-dist/.installed:
+	$(PYTHON) -m venv .venv-dist
+	.venv-dist/bin/pip install --quiet --upgrade pip
+	.venv-dist/bin/pip install --quiet build twine
+	touch $@
+
+dist: .venv-dist/.installed
+	.venv-dist/bin/python scripts/check_dist.py
+
+$(WHEEL): $(DIST_SOURCES) | .venv-dist/.installed
+	.venv-dist/bin/python scripts/check_dist.py
+
+# The (Python, Airflow) matrix: the suite run against the installed wheel (scripts/test_installed.py,
+# from a copy of tests/ and example_dags/ so that this checkout cannot shadow the wheel), each pair
+# in a virtualenv of its own (.venv-py3.12-af3.3) with Airflow at the line's newest patch release,
+# the wheel with its test extra (not `pip install -e`), and no tests/e2e (`make test-e2e`). Lint does
+# not depend on the pair: `make lint` runs it once. Each pair's install takes one to two minutes.
+#   make test-matrix                                        # every pair, then one line per pair
+#   make test-matrix MATRIX="py3.12-af3.3 py3.12-af2.11"    # what .ci/run runs
+#   make test-py3.12-af2.11                                 # one pair
+# Every Python and every Airflow line at least once; the newest Airflow on the newest Python; 2.11
+# on 3.12, the newest Python it supports.
+MATRIX_ALL := py3.12-af2.11 py3.11-af3.0 py3.11-af3.1 py3.12-af3.2 py3.12-af3.3 py3.13-af3.3
+MATRIX ?= $(MATRIX_ALL)
 AIRFLOW_PIN_2.11 := 2.11.2
 AIRFLOW_PIN_3.0 := 3.0.6
+AIRFLOW_PIN_3.1 := 3.1.8
+AIRFLOW_PIN_3.2 := 3.2.2
+AIRFLOW_PIN_3.3 := 3.3.2
+# Each Python: PYTHON_3.12=/path/to/python3.12 overrides; otherwise pyenv's newest 3.12, else the
+# python3.12 on PATH.
+find_python = $(or $(PYTHON_$(1)),$(firstword $(wildcard $(shell pyenv prefix $(1) 2>/dev/null)/bin/python$(1))),$(shell command -v python$(1)))
 # Installed after Airflow, in a second step (in one step pip's resolver backtracks for many minutes).
 # 3.0: apache-airflow-providers-fab brings wtforms and flask_appbuilder, so the connection form takes
-# the path Airflow 3.0 and 3.1 use, the hook's classmethods.
+# the path Airflow 3.0 and 3.1 use, the hook's classmethods (3.1 runs without it: the form's tests
+# skip there, and the connection works without the form).
 AIRFLOW_EXTRA_3.0 := apache-airflow-providers-fab
-# Pins Airflow's constraint files would give, per line. 3.0: its Task SDK client sends JSON without
-# a Content-Type header, which FastAPI 0.132 and later refuse (422), so no task could start.
+# Pins Airflow's constraint files would give, per line: without the constraint file, pip takes the
+# newest release of every dependency, some newer than the Airflow release and incompatible with it.
+# 3.0: its Task SDK client sends JSON without a Content-Type header, which FastAPI 0.132 and later
+# refuse (422), so no task could start.
+# 3.2 (3.2.2 came out on 2026-05-29; each bound below is the first release after that date):
+#   fastapi<0.137 (0.137.0, 2026-06-14): with 0.137 and later the Execution API cannot build its
+#     schema, "TITerminalStatePayload needs a discriminator field", and every task under dag.test()
+#     fails. Pinning pydantic (<2.14) or cadwyn (<7) instead does not help.
+#   svcs<26 (26.1.0, 2026-07-13): svcs 26 keeps its registry elsewhere than where the Execution
+#     API of 3.2 reads it ("'State' object has no attribute 'svcs_registry'"), so tasks fail too.
+#   sqlalchemy<2.1: as for 3.1, below.
+# 3.1 (3.1.8 came out on 2026-03-11) and 3.2: sqlalchemy<2.1 (2.1.0, 2026-09-24): their models use
+#   the `noload` loader strategy, which SQLAlchemy 2.1 deprecates; under dag.test() the warning
+#   (an error by our rule) breaks the task runs.
+# 3.3.2 works with the newest releases of everything.
 AIRFLOW_PINS_3.0 := "fastapi[standard]<0.132"
-# Warnings made errors, per line. 3.3: the team's rule, every deprecation. 3.0: the same, less four
-# that Airflow 3.0.6 and its newest dependencies raise by themselves (the newest standard provider
-# on `from airflow.sdk import task`; starlette and anyio under 3.0's Execution API; 3.0's own
-# Execution API serving a connection). 2.11: none from the command line, since Airflow 2.11's Flask
-# stack, SQLAlchemy 1.4 and its template context warn by themselves. On every line, pyproject's
-# filterwarnings make any deprecation raised from our package, the tests or the example DAGs an error.
+AIRFLOW_PINS_3.1 := "sqlalchemy<2.1"
+AIRFLOW_PINS_3.2 := "fastapi<0.137" "svcs<26" "sqlalchemy<2.1"
+# Warnings made errors, per line. 3.3: the team's rule, every deprecation. 3.2: the same, less one
+# that Airflow 3.2.2's API server raises by itself when it builds the connection form
+# (ProvidersManager.hooks, which 3.2 deprecates with a FutureWarning, read by its own
+# HookMetaService). 3.1: the same, less the four below for 3.0, which Airflow 3.1.8 and its newest
+# dependencies raise as well (BaseBranchOperator's as a FutureWarning there). 3.0: the same, less
+# four that Airflow 3.0.6 and its newest dependencies raise by themselves (the newest standard
+# provider on `from airflow.sdk import task`; starlette and anyio under 3.0's Execution API; 3.0's
+# own Execution API serving a connection). 2.11: none from the command
+# line, since Airflow 2.11's Flask stack, SQLAlchemy 1.4 and its template context warn by
+# themselves. On every line, pyproject's filterwarnings make any deprecation raised from our
+# package, the tests or the example DAGs an error.
 PYTEST_STRICT_2.11 :=
 PYTEST_STRICT_3.0 := $(PYTEST_STRICT) \
 	-W 'ignore:The `airflow.operators.branch.BaseBranchOperator` class is deprecated:DeprecationWarning' \
 	-W 'ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning' \
 	-W "ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated:DeprecationWarning" \
 	-W 'ignore:Using Connection.get_connection_from_secrets from `airflow.models` is deprecated:DeprecationWarning'
+PYTEST_STRICT_3.1 := $(PYTEST_STRICT) \
+	-W 'ignore:The `airflow.operators.branch.BaseBranchOperator` attribute is deprecated:FutureWarning' \
+	-W 'ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning' \
+	-W "ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated:DeprecationWarning" \
+	-W 'ignore:Using Connection.get_connection_from_secrets from `airflow.models` is deprecated:DeprecationWarning'
+PYTEST_STRICT_3.2 := $(PYTEST_STRICT) \
+	-W 'ignore:ProvidersManager.hooks is deprecated:FutureWarning'
+PYTEST_STRICT_3.3 := $(PYTEST_STRICT)
 
-.PHONY: test-matrix test-af3.3 clean-matrix
+.PHONY: test-matrix clean-matrix
 
-define AIRFLOW_LINE_RULES
-.PHONY: test-af$(1)
-.venv-af$(1)/.installed: pyproject.toml Makefile
-	$$(PYTHON) -m venv .venv-af$(1)
-	.venv-af$(1)/bin/pip install --quiet --upgrade pip
-	.venv-af$(1)/bin/pip install --quiet "apache-airflow==$$(AIRFLOW_PIN_$(1))" $$(AIRFLOW_PINS_$(1)) -e ".[test]"
-	$$(if $$(AIRFLOW_EXTRA_$(1)),.venv-af$(1)/bin/pip install --quiet "apache-airflow==$$(AIRFLOW_PIN_$(1))" \
-		$$(AIRFLOW_PINS_$(1)) $$(AIRFLOW_EXTRA_$(1)))
+# $(1): Python version, $(2): Airflow line. The venv is rebuilt when pyproject.toml or the Makefile
+# change; the wheel is reinstalled (same version, so --force-reinstall) whenever it is rebuilt.
+define MATRIX_PAIR_RULES
+.PHONY: test-py$(1)-af$(2)
+.venv-py$(1)-af$(2)/.installed: pyproject.toml Makefile
+	rm -rf .venv-py$(1)-af$(2)
+	$$(call find_python,$(1)) -m venv .venv-py$(1)-af$(2)
+	.venv-py$(1)-af$(2)/bin/pip install --quiet --upgrade pip
+	.venv-py$(1)-af$(2)/bin/pip install --quiet "apache-airflow==$$(AIRFLOW_PIN_$(2))" $$(AIRFLOW_PINS_$(2))
+	$$(if $$(AIRFLOW_EXTRA_$(2)),.venv-py$(1)-af$(2)/bin/pip install --quiet \
+		"apache-airflow==$$(AIRFLOW_PIN_$(2))" $$(AIRFLOW_PINS_$(2)) $$(AIRFLOW_EXTRA_$(2)))
 	touch $$@
 
-test-af$(1): .venv-af$(1)/.installed
-	.venv-af$(1)/bin/pytest $$(PYTEST_STRICT_$(1)) --ignore=tests/e2e $$(PYTEST_ARGS)
+.venv-py$(1)-af$(2)/.wheel: .venv-py$(1)-af$(2)/.installed $$(WHEEL)
+	.venv-py$(1)-af$(2)/bin/pip install --quiet "apache-airflow==$$(AIRFLOW_PIN_$(2))" $$(AIRFLOW_PINS_$(2)) \
+		"$$(WHEEL)[test]"
+	.venv-py$(1)-af$(2)/bin/pip install --quiet --no-deps --force-reinstall "$$(WHEEL)"
+	touch $$@
+
+test-py$(1)-af$(2): .venv-py$(1)-af$(2)/.wheel
+	.venv-py$(1)-af$(2)/bin/python scripts/test_installed.py $$(PYTEST_STRICT_$(2)) $$(PYTEST_ARGS)
 endef
-$(foreach line,2.11 3.0,$(eval $(call AIRFLOW_LINE_RULES,$(line))))
+# A pair's rules, for every pair named in MATRIX_ALL or MATRIX: py3.12-af3.3 -> (3.12, 3.3).
+pair_python = $(patsubst py%,%,$(word 1,$(subst -af, ,$(1))))
+pair_airflow = $(word 2,$(subst -af, ,$(1)))
+$(foreach pair,$(sort $(MATRIX_ALL) $(MATRIX)),\
+	$(eval $(call MATRIX_PAIR_RULES,$(call pair_python,$(pair)),$(call pair_airflow,$(pair)))))
 
-test-af3.3: test
-
-test-matrix:
+test-matrix: $(WHEEL)
 	@summary=; status=0; \
-	for line in $(AIRFLOW_LINES); do \
+	for pair in $(MATRIX); do \
 		start=$$(date +%s); \
-		if $(MAKE) --no-print-directory test-af$$line; then result=passed; else result=FAILED; status=1; fi; \
-		summary="$$summary\n  Airflow $$line: $$result in $$(( $$(date +%s) - start )) s"; \
+		if $(MAKE) --no-print-directory test-$$pair; then result=passed; else result=FAILED; status=1; fi; \
+		summary="$$summary\n  $$pair: $$result in $$(( $$(date +%s) - start )) s"; \
 	done; \
-	printf "Airflow matrix:$$summary\n"; exit $$status
+	printf "(Python, Airflow) matrix, from $(WHEEL):$$summary\n"; exit $$status
 
 clean-matrix:
-	rm -rf .venv-af*
+	rm -rf .venv-py3.* .venv-dist dist

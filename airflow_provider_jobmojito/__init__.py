@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 DEFAULT_API_URL = "https://cool.jobmojito.com/functions/v1"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sysconfig
 import tempfile
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
@@ -19,7 +20,11 @@ import pytest
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACT = REPO.parent / "shared" / "contract" / "jobmojito-openapi.json"
+# The API contract lives beside the checkout (../shared). scripts/test_installed.py runs a copy of
+# tests/ away from the checkout and names the contract through this variable.
+CONTRACT = Path(
+    os.environ.get("JOBMOJITO_CONTRACT") or REPO.parent / "shared" / "contract" / "jobmojito-openapi.json"
+)
 
 # Read from the distribution's metadata: importing airflow here would read its configuration
 # before pytest_configure has set AIRFLOW_HOME.
@@ -27,7 +32,24 @@ AIRFLOW_VERSION = Version(version("apache-airflow"))
 AIRFLOW_V3 = AIRFLOW_VERSION.major >= 3
 
 
+def _check_the_installed_package_is_tested() -> None:
+    """With JOBMOJITO_TEST_INSTALLED=1 (scripts/test_installed.py), refuse to test anything but the
+    installed distribution: a source tree or an editable install on sys.path would shadow it."""
+    if os.environ.get("JOBMOJITO_TEST_INSTALLED") != "1":
+        return
+    import airflow_provider_jobmojito
+
+    module = Path(airflow_provider_jobmojito.__file__).resolve()
+    site_dirs = {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
+    if not any(module.is_relative_to(site) for site in site_dirs):
+        raise pytest.UsageError(
+            f"JOBMOJITO_TEST_INSTALLED=1, but airflow_provider_jobmojito was imported from {module}, "
+            f"outside this interpreter's site-packages ({', '.join(map(str, sorted(site_dirs)))})"
+        )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _check_the_installed_package_is_tested()
     # Before anything imports airflow: it reads its configuration once, at import.
     home = Path(os.environ.get("TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="jobmojito-airflow-home-"))
     home.mkdir(parents=True, exist_ok=True)
@@ -102,10 +124,10 @@ def airflow_db() -> None:
 
 
 def _dagbag_module() -> Any:
-    """Where DagBag lives: ``airflow.dag_processing.dagbag`` (3.3), ``airflow.models.dagbag`` (2.11, 3.0)."""
+    """Where DagBag lives: ``airflow.dag_processing.dagbag`` (3.2, 3.3), else ``airflow.models.dagbag``."""
     if importlib.util.find_spec("airflow.dag_processing.dagbag"):
         import airflow.dag_processing.dagbag as module
-    else:  # Airflow 2.11 and 3.0
+    else:  # Airflow 2.11 to 3.1
         import airflow.models.dagbag as module
     return module
 
@@ -118,13 +140,20 @@ def dag_bag(dag_folder: str | Path, **kwargs: Any) -> Any:
 def load_example_dag(module_name: str, dag_id: str) -> Any:
     """Parse a file of ``example_dags/`` the way the DAG processor does, and return one DAG.
 
-    Airflow 3.3's ``dag.test()`` stores the DAGs folder's DAGs in the database by itself. On 2.11 and
-    3.0 only the DAG processor does, so it is done here: without it a DAG's assets (datasets on
-    Airflow 2) are unknown to the database, and producing an event on one records nothing.
+    Airflow 3.2 and 3.3's ``dag.test()`` stores the DAGs folder's DAGs in the database by itself. On
+    2.11 to 3.1 only the DAG processor does, so it is done here: without it a DAG's assets (datasets
+    on Airflow 2) are unknown to the database, and producing an event on one records nothing.
     """
     folder = REPO / "example_dags"
-    if _dagbag_module().__name__ == "airflow.dag_processing.dagbag":
+    module = _dagbag_module()
+    if module.__name__ == "airflow.dag_processing.dagbag":
         bag = dag_bag(folder / f"{module_name}.py")
+    elif hasattr(module, "sync_bag_to_db"):  # 3.1
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag = dag_bag(folder / f"{module_name}.py", bundle_path=folder)
+        module.sync_bag_to_db(bag, "dags-folder", None)
     elif AIRFLOW_V3:  # 3.0
         from airflow.dag_processing.bundles.manager import DagBundlesManager
 
