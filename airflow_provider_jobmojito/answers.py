@@ -47,8 +47,9 @@ def object_of(
     """
     if 300 <= answer.status < 400:
         # Following would re-send the POST elsewhere, or turn it into a GET.
+        location = scrub(answer.headers.get("Location"), secrets)
         raise JobMojitoConfigError(
-            f"JobMojito {call} was redirected ({answer.status}) to {answer.headers.get('Location')!r}: "
+            f"JobMojito {call} was redirected ({answer.status}) to {location!r}: "
             "set the connection's host to the API base URL itself."
         )
     if answer.status >= 400:

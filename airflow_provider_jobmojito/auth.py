@@ -182,6 +182,8 @@ class TokenProvider:
             if cached is None and self._host is not None:
                 cached = self._host.get(self._key)
                 if cached is not None:
+                    # Another process signed in: this one has not registered the token yet.
+                    mask(cached.access_token)
                     SIGN_IN_CACHE.put(self._key, cached)
             return None if cached is None else cached.access_token
         token = self.settings.password

@@ -76,7 +76,7 @@ class HttpxTransport:
             tls = isinstance(exc.__cause__ or exc.__context__, ssl.SSLError) or "SSL" in str(exc)
             permanent = tls and _tls_is_permanent(exc)
             raise NoAnswer(_describe(exc), timed_out=False, permanent=permanent) from exc
-        except httpx.TransportError as exc:  # a cut connection, a protocol error mid-answer
+        except httpx.RequestError as exc:  # a cut connection, a protocol or decoding error mid-answer
             raise NoAnswer(_describe(exc), timed_out=False) from exc
         except (ValueError, UnicodeError) as exc:  # a header value HTTP cannot carry
             raise _unsendable(exc) from None
@@ -128,7 +128,11 @@ class AsyncJobMojitoClient:
         while True:
             token = await self.token()
             answer = await self.send(request, token=token, max_retries=max_retries)
-            if answer.status == 401 and not signed_in_again and self.tokens.refused(token):
+            if (
+                answer.status == 401
+                and not signed_in_again
+                and await asyncio.to_thread(self.tokens.refused, token)
+            ):
                 signed_in_again = True
                 self.log.info("JobMojito refused the signed-in token (401); signing in again.")
                 continue
@@ -140,11 +144,15 @@ class AsyncJobMojitoClient:
             )
 
     async def token(self) -> str:
-        """A token to send: the static one, a cached sign-in, or a new sign-in (once per loop)."""
-        token = self.tokens.current()
+        """A token to send: the static one, a cached sign-in, or a new sign-in (once per loop).
+
+        The token provider reads the host's token cache and registers tokens with the secret
+        masker, either of which may block: it runs in a worker thread.
+        """
+        token = await asyncio.to_thread(self.tokens.current)
         if token is None:
             async with self._sign_in_lock:
-                token = self.tokens.current()
+                token = await asyncio.to_thread(self.tokens.current)
                 if token is None:
                     answer = await self.send(self.tokens.sign_in_request(), token=None)
                     token = await asyncio.to_thread(self.tokens.accept_sign_in, answer)

@@ -47,9 +47,15 @@ def as_another_process(conn_id: str) -> JobMojitoHook:
 
 
 def test_task_processes_starting_together_sign_in_once(server: Any, conn_id: str) -> None:
+    # Each process also checks that the token it used is masked in its logs, whether it signed in
+    # itself or took the token from the file.
     script = (
+        "from airflow.providers.common.compat.sdk import redact\n"
         "from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook\n"
-        "JobMojitoHook().list_interviews(limit=1)"
+        "hook = JobMojitoHook()\n"
+        "hook.list_interviews(limit=1)\n"
+        "token = hook.client.token()\n"
+        "assert redact(f'token={token}') == 'token=***', 'the token is not masked'\n"
     )
     env = {**os.environ, "AIRFLOW_CONN_JOBMOJITO_DEFAULT": os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"]}
     processes = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env) for _ in range(6)]

@@ -160,6 +160,7 @@ class JobMojitoHook(BaseHook):
         # between calls, so a cancel with nothing running stops no later call.
         self._bulk_stop: Stop | None = None
         self._async_client: AsyncJobMojitoClient | None = None
+        self._async_client_lock: asyncio.Lock | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -218,17 +219,22 @@ class JobMojitoHook(BaseHook):
         offers it, and what may block (Airflow 3's secret masking, which waits for the
         supervisor) in a worker thread.
         """
-        if self._async_client is None:
-            import httpx
+        if self._async_client is not None:
+            return self._async_client
+        if self._async_client_lock is None:  # no await since the check: one lock per hook
+            self._async_client_lock = asyncio.Lock()
+        async with self._async_client_lock:  # callers arriving together build one client
+            if self._async_client is None:
+                import httpx
 
-            from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient, HttpxTransport
+                from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient, HttpxTransport
 
-            conn = await _get_async_connection(self.jobmojito_conn_id)
-            settings = await asyncio.to_thread(self._resolve, conn)
-            tokens = TokenProvider(settings, self.jobmojito_conn_id, log=self.log)
-            http = httpx.AsyncClient(headers=None, limits=httpx.Limits(max_keepalive_connections=16))
-            transport = HttpxTransport(http, {"User-Agent": USER_AGENT, "Accept": "application/json"})
-            self._async_client = AsyncJobMojitoClient(settings, tokens, transport, log=self.log)
+                conn = await _get_async_connection(self.jobmojito_conn_id)
+                settings = await asyncio.to_thread(self._resolve, conn)
+                tokens = await asyncio.to_thread(TokenProvider, settings, self.jobmojito_conn_id, self.log)
+                http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=16))
+                transport = HttpxTransport(http, {"User-Agent": USER_AGENT, "Accept": "application/json"})
+                self._async_client = AsyncJobMojitoClient(settings, tokens, transport, log=self.log)
         return self._async_client
 
     async def aget_interview(self, position_id: str) -> dict[str, Any]:

@@ -84,9 +84,12 @@ class _StatusBoard:
 
         :raises JobMojitoError: what the round's calls raised.
         """
+        # Registered and given the next round's future together (no await between): the ticker
+        # takes its snapshot of the watched ids and hands out a new future together too, so a
+        # watcher is always read by the round it waits for.
         self._watchers[position_id] = self._watchers.get(position_id, 0) + 1
         try:
-            if self._round is None or self._round.done():
+            if self._round is None:
                 self._round = asyncio.get_running_loop().create_future()
             round_ = self._round
             if self._ticker is None or self._ticker.done():
@@ -104,18 +107,17 @@ class _StatusBoard:
         # One round now (the first waiter's), then one per interval while anyone waits.
         await asyncio.sleep(0)  # let the triggers started together join the first round
         while self._watchers:
-            round_ = self._round
+            round_, self._round = self._round, None  # who comes now waits for the next round
+            watched = set(self._watchers)
             try:
-                outcome: dict[str, str | None] | BaseException = await self._read(set(self._watchers))
+                outcome: dict[str, str | None] | BaseException = await self._read(watched)
             except JobMojitoError as error:
                 outcome = error
+            except Exception as error:  # a bug or an odd answer: no waiter may hang on this round
+                outcome = JobMojitoError(f"Reading the positions' statuses failed: {type(error).__name__}")
             if round_ is not None and not round_.done():
                 round_.set_result(outcome)
             await asyncio.sleep(self.interval)
-            if not self._watchers:
-                return
-            if self._round is None or self._round.done():
-                self._round = asyncio.get_running_loop().create_future()
 
     async def _read(self, watched: set[str]) -> dict[str, str | None]:
         statuses: dict[str, str | None] = {}
@@ -125,8 +127,10 @@ class _StatusBoard:
             page = await self.hook.alist_interviews(limit=PAGE_SIZE, offset=offset)
             rows = page.get("data") or []
             for row in rows:
-                if isinstance(row, dict) and row.get("id") in watched:
-                    statuses[row["id"]] = row.get("status")
+                position_id = row.get("id") if isinstance(row, dict) else None
+                if isinstance(position_id, str) and position_id in watched:
+                    status = row.get("status")
+                    statuses[position_id] = status if isinstance(status, str) else None
             pagination = page.get("pagination") or {}
             if not rows or not pagination.get("has_more"):
                 break
@@ -302,7 +306,13 @@ if BaseEventTrigger is not None:
                 offset = 0
                 while True:
                     page = await hook.alist_interviews(status=status, limit=PAGE_SIZE, offset=offset)
-                    data = [row for row in page.get("data") or [] if isinstance(row, dict) and "id" in row]
+                    data = [
+                        row
+                        for row in page.get("data") or []
+                        if isinstance(row, dict)
+                        and isinstance(row.get("id"), str)
+                        and isinstance(row.get("status"), str)
+                    ]
                     for row in data:
                         rows[row["id"]] = row
                     if not data or not (page.get("pagination") or {}).get("has_more"):

@@ -14,7 +14,9 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
 from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoNotFoundError
 from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor
-from tests.conftest import run_inline_dag
+from tests.conftest import AIRFLOW_VERSION, run_inline_dag
+
+AIRFLOW_3_0 = (AIRFLOW_VERSION.major, AIRFLOW_VERSION.minor) == (3, 0)
 
 GET = "/functions/v1/job-interview-get"
 LIST = "/functions/v1/merchant-interview-list"
@@ -128,7 +130,18 @@ class TestPoke:
 class TestInDagRuns:
     @pytest.mark.parametrize(
         "mode",
-        [{"mode": "poke"}, {"mode": "reschedule"}, {"deferrable": True}],
+        [
+            {"mode": "poke"},
+            pytest.param(
+                {"mode": "reschedule"},
+                marks=pytest.mark.skipif(
+                    AIRFLOW_3_0,
+                    reason="Airflow 3.0's reschedule mode fails under dag.test() by itself "
+                    "(BaseSensorOperator subtracts a string start_date, airflow/sdk/bases/sensor.py)",
+                ),
+            ),
+            {"deferrable": True},
+        ],
         ids=["poke", "reschedule", "deferrable"],
     )
     def test_waits_until_a_recruiter_completes_the_position(

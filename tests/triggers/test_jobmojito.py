@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 import uuid
 from typing import Any
 
@@ -236,3 +237,71 @@ class TestInterviewStateChangeTrigger:
 def test_on_airflow_2_the_event_trigger_import_says_why_it_is_missing() -> None:
     with pytest.raises(ImportError, match=r"needs Airflow 3\.0 or later"):
         from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger  # noqa: F401
+
+
+@pytest.fixture
+def broken_list() -> Any:
+    """A JobMojito stand-in whose list answers claim gzip but are not: every read fails."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Broken(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the name http.server dispatches to
+            body = b"this is not gzip"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/functions/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_triggers_sharing_a_board_reach_their_deadline_when_every_read_fails(
+    broken_list: str, jobmojito_conn: Any
+) -> None:
+    import time
+
+    jobmojito_conn(host=broken_list)
+    deadline = time.time() + 2
+    triggers = [
+        InterviewStateTrigger(
+            position_id=str(uuid.uuid4()),
+            status=["completed"],
+            poll_interval=0.2,
+            deadline=deadline,
+            hook_params={"max_retries": 0},
+        )
+        for _ in range(2)
+    ]
+
+    async def scenario() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(first_event(trigger, seconds=60) for trigger in triggers))
+
+    assert [event["status"] for event in asyncio.run(scenario())] == ["timeout", "timeout"]
+
+
+def test_callers_arriving_together_share_one_async_client_and_one_sign_in(jobmojito_conn: Any) -> None:
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+    from airflow_provider_jobmojito.sandbox import SandboxServer
+
+    with SandboxServer(email="t@example.com", password="pw-0123") as server:
+        jobmojito_conn(host=server.api_url, login="t@example.com", password="pw-0123")
+        hook = JobMojitoHook()
+
+        async def scenario() -> list[Any]:
+            clients = await asyncio.gather(*(hook.async_client() for _ in range(5)))
+            await asyncio.gather(*(hook.alist_interviews(limit=1) for _ in range(5)))
+            await hook.aclose()
+            return clients
+
+        clients = asyncio.run(scenario())
+        assert len({id(client) for client in clients}) == 1
+        assert [r["path"] for r in server.requests_log()].count("/auth/v1/token") == 1
