@@ -116,6 +116,10 @@ def _local_masker() -> Any | None:
     """The masker ``mask_secret`` registers with, when it has the shape :func:`_merge` needs."""
     module = sys.modules.get(getattr(mask_secret, "__module__", ""))
     getter = getattr(module, "_secrets_masker", None)
+    if not callable(getter) and getattr(module, "__name__", "") == "airflow.sdk.log":
+        # Airflow 3.1's airflow.sdk.log imports the getter inside mask_secret, from here.
+        shared = sys.modules.get("airflow.sdk._shared.secrets_masker")
+        getter = getattr(shared, "_secrets_masker", None)
     if not callable(getter):
         return None
     try:

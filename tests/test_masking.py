@@ -35,8 +35,16 @@ def _fresh_masker(monkeypatch: pytest.MonkeyPatch) -> None:
     assert real is not None, "the masker's shape changed: mask_all would always fall back"
     fresh = copy.copy(real)
     fresh.patterns, fresh.replacer = set(), None
-    for function in (masking.mask_secret, redact):
-        monkeypatch.setattr(sys.modules[function.__module__], "_secrets_masker", lambda: fresh)
+    for module in masker_homes(redact):
+        monkeypatch.setattr(module, "_secrets_masker", lambda: fresh)
+
+
+def masker_homes(*functions: Any) -> list[Any]:
+    """The modules whose ``_secrets_masker`` the masking functions call: their own, or on Airflow
+    3.1 the shared module that ``airflow.sdk.log`` imports it from when called."""
+    names = {masking.mask_secret.__module__, "airflow.sdk._shared.secrets_masker"}
+    names.update(function.__module__ for function in functions)
+    return [sys.modules[n] for n in sorted(names) if hasattr(sys.modules.get(n), "_secrets_masker")]
 
 
 @pytest.fixture
@@ -177,8 +185,8 @@ class TestFallback:
         other = Other()
         for name, value in shape.items():
             setattr(other, name, value)
-        module = masking.sys.modules[masking.mask_secret.__module__]
-        monkeypatch.setattr(module, "_secrets_masker", lambda: other)
+        for module in masker_homes():
+            monkeypatch.setattr(module, "_secrets_masker", lambda: other)
         assert masking._local_masker() is None
 
     def test_a_masker_that_did_not_compile_falls_back(
@@ -241,7 +249,7 @@ class TestSupervisor:
         import airflow.sdk.log as sdk_log
         from airflow.sdk.execution_time.comms import MaskSecret
 
-        reason = "the supervisor's MaskSecret handler lives elsewhere before Airflow 3.1"
+        reason = "this Airflow has no request_handlers module for the supervisor's MaskSecret handler"
         SecretsMasker = pytest.importorskip("airflow.sdk._shared.secrets_masker", reason=reason).SecretsMasker
         handle_mask_secret = pytest.importorskip(
             "airflow.sdk.execution_time.request_handlers", reason=reason
@@ -254,7 +262,8 @@ class TestSupervisor:
         # As the supervisor gets it: through JSON, into a process whose masker has never seen them.
         received = MaskSecret.model_validate_json(sent[0].model_dump_json())
         supervisor_masker = SecretsMasker()
-        monkeypatch.setattr(sdk_log, "_secrets_masker", lambda: supervisor_masker)
+        for module in masker_homes(sdk_log.redact):
+            monkeypatch.setattr(module, "_secrets_masker", lambda: supervisor_masker)
         handle_mask_secret(received)
         assert [supervisor_masker.redact(key) for key in keys] == ["***"] * 60
 
