@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -36,3 +37,14 @@ class InterviewStatus(StrEnum):
             except ValueError:
                 pass
         raise ValueError(f"{param} must be one of {cls.allowed()}; got {value!r}.")
+
+    @classmethod
+    def parse_many(cls, value: object, *, param: str) -> list[str]:
+        """One status or a list of them, as a list of status values; ``ValueError`` naming ``param``."""
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, Iterable):
+            raise ValueError(f"{param} must be a status or a list of statuses; got {value!r}.")
+        parsed = [cls.parse(item, param=param).value for item in values]
+        if not parsed:
+            raise ValueError(f"{param} must name at least one status ({cls.allowed()}).")
+        return parsed

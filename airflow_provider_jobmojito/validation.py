@@ -99,6 +99,17 @@ class StateChange:
         return f"position {self.position_id} -> {self.summary}"
 
 
+_PLAIN_VALUES = (str, bool, int, float, uuid.UUID, list, tuple, dict, type(None))
+
+
+def is_literal(value: object) -> bool:
+    """Whether an operator's argument is known at DAG parse time (no Jinja, no upstream output),
+    so that it can be checked then."""
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    return isinstance(value, _PLAIN_VALUES)
+
+
 def require_a_change(status: object, is_embedded: object) -> None:
     """A state change needs ``status`` or ``is_embedded`` (or both): ``ValueError`` otherwise."""
     if status is None and is_embedded is None:
@@ -163,3 +174,13 @@ def check_max_workers(max_workers: object) -> int:
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise ValueError(f"max_workers must be a whole number of at least 1; got {max_workers!r}.")
     return max_workers
+
+
+def check_failures_in_a_row(failures_in_a_row: object, max_workers: int) -> int | None:
+    """The bulk breaker's threshold: ``None`` means twice ``max_workers``, at least 10; 0 means
+    never (returned as ``None``); anything but a whole number of 0 or more is a ``ValueError``."""
+    if failures_in_a_row is None:
+        return max(10, 2 * max_workers)
+    if isinstance(failures_in_a_row, bool) or not isinstance(failures_in_a_row, int) or failures_in_a_row < 0:
+        raise ValueError(f"failures_in_a_row must be a whole number, 0 or more; got {failures_in_a_row!r}.")
+    return failures_in_a_row or None

@@ -37,6 +37,7 @@ from airflow_provider_jobmojito.transport import JobMojitoSession, PooledAdapter
 from airflow_provider_jobmojito.validation import (
     StateChange,
     build_changes,
+    check_failures_in_a_row,
     check_max_workers,
     parse_position_id,
 )
@@ -350,21 +351,12 @@ class JobMojitoHook(BaseHook):
     ) -> list[StateChangeResult]:
         """:meth:`set_interview_states` for changes already checked (one per position)."""
         workers = check_max_workers(max_workers)
-        if failures_in_a_row is None:
-            failures_in_a_row = max(10, 2 * workers)
-        elif (
-            isinstance(failures_in_a_row, bool)
-            or not isinstance(failures_in_a_row, int)
-            or failures_in_a_row < 0
-        ):
-            raise ValueError(
-                f"failures_in_a_row must be a whole number, 0 or more; got {failures_in_a_row!r}."
-            )
+        threshold = check_failures_in_a_row(failures_in_a_row, workers)
         if not changes:
             self.log.info("No position ids given: nothing to change.")
             return []
         # Created before anything is sent, so that a cancel during the sign-in is not lost.
-        self._bulk_stop = stop = Stop(failures_in_a_row or None)
+        self._bulk_stop = stop = Stop(threshold)
         try:
             return self._apply_all(changes, workers, stop)
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from airflow_provider_jobmojito.validation import (
     StateChange,
     build_changes,
     check_max_workers,
+    is_literal,
     parse_is_embedded,
     parse_position_id,
     require_a_change,
@@ -41,15 +41,6 @@ XCOM_RESULTS = "results"
 
 #: Mapped instances are labelled by the position they change (or how many, in bulk).
 MAP_INDEX_TEMPLATE = "{{ task.position_label }}"
-
-_PLAIN_VALUES = (str, bool, int, float, uuid.UUID, list, tuple, dict, type(None))
-
-
-def _is_literal(value: object) -> bool:
-    """Whether ``value`` is known at DAG parse time (no Jinja, no upstream output)."""
-    if isinstance(value, str):
-        return "{{" not in value and "{%" not in value
-    return isinstance(value, _PLAIN_VALUES)
 
 
 def _rendered_bool(value: object) -> object:
@@ -292,7 +283,7 @@ def _check_position_ids(value: object) -> None:
         raise ValueError(f"position_ids must be a list of UUIDs, not one string; got {value!r}.")
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            if _is_literal(item):
+            if is_literal(item):
                 parse_position_id(item, param=f"position_ids[{index}]")
 
 
@@ -332,7 +323,7 @@ def _check_literal_values(arguments: Mapping[str, Any]) -> None:
     (not templated) argument that is bad."""
     for name, check in _LITERAL_CHECKS.items():
         value = arguments.get(name)
-        if value is not None and _is_literal(value):
+        if value is not None and is_literal(value):
             try:
                 check(value)
             except ValueError as exc:

@@ -22,32 +22,14 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoUnavailableError,
 )
 from airflow_provider_jobmojito.status import InterviewStatus
-from airflow_provider_jobmojito.validation import parse_position_id
+from airflow_provider_jobmojito.validation import is_literal, parse_position_id
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
 
     from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
-
-
-def statuses_of(value: object, param: str) -> list[str]:
-    """One status or a list of them, as a list of status values; ``ValueError`` naming ``param``."""
-    values: Iterable[object] = [value] if isinstance(value, str) else value  # type: ignore[assignment]
-    try:
-        parsed = [InterviewStatus.parse(item, param=param).value for item in values]
-    except TypeError:
-        raise ValueError(f"{param} must be a status or a list of statuses; got {value!r}.") from None
-    if not parsed:
-        raise ValueError(f"{param} must name at least one status ({InterviewStatus.allowed()}).")
-    return parsed
-
-
-def _is_literal(value: object) -> bool:
-    if isinstance(value, str):
-        return "{{" not in value and "{%" not in value
-    return isinstance(value, list | tuple)
 
 
 class InterviewStateSensor(BaseSensorOperator):
@@ -100,12 +82,12 @@ class InterviewStateSensor(BaseSensorOperator):
         import), after rendering all of them (a bad one fails the task without retries)."""
         try:
             position_id = status = failure = None
-            if not literal_only or _is_literal(self.position_id):
+            if not literal_only or is_literal(self.position_id):
                 position_id = parse_position_id(self.position_id)
-            if not literal_only or _is_literal(self.status):
-                status = statuses_of(self.status, "status")
-            if self.failure_status is not None and (not literal_only or _is_literal(self.failure_status)):
-                failure = statuses_of(self.failure_status, "failure_status")
+            if not literal_only or is_literal(self.status):
+                status = InterviewStatus.parse_many(self.status, param="status")
+            if self.failure_status is not None and (not literal_only or is_literal(self.failure_status)):
+                failure = InterviewStatus.parse_many(self.failure_status, param="failure_status")
                 if status and set(status) & set(failure):
                     raise ValueError(f"status and failure_status share {sorted(set(status) & set(failure))}.")
         except ValueError as exc:

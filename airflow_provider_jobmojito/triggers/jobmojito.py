@@ -26,6 +26,7 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoUnavailableError,
 )
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+from airflow_provider_jobmojito.status import InterviewStatus
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
@@ -253,10 +254,8 @@ if BaseEventTrigger is not None:
             poll_interval: float = 60.0,
             hook_params: dict[str, Any] | None = None,
         ) -> None:
-            from airflow_provider_jobmojito.sensors.jobmojito import statuses_of
-
             super().__init__()  # type: ignore[no-untyped-call]
-            self.status = statuses_of(status, "status")
+            self.status = InterviewStatus.parse_many(status, param="status")
             self.jobmojito_conn_id = jobmojito_conn_id
             self.poll_interval = float(poll_interval)
             self.hook_params = dict(hook_params or {})
