@@ -400,6 +400,7 @@ class TestSignInAndSecrets:
             assert secret not in shown
 
 
+@pytest.mark.usefixtures("fresh_masker")
 class TestConcurrency:
     """Concurrency paths: masking from many threads, and refused credentials mid-batch."""
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import secrets
-import sys
 import threading
 from typing import Any
 
 import pytest
 
 from airflow_provider_jobmojito import masking
-from tests.conftest import AIRFLOW_V3
+from tests.conftest import AIRFLOW_V3, masker_homes
 
 
 def new_keys(count: int) -> list[str]:
@@ -24,27 +23,7 @@ def redacted(keys: list[str]) -> list[Any]:
     return [redact(key) for key in keys]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_masker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty masker of Airflow's configured kind for each test: secrets other tests registered
-    (Airflow 2.11 masks even one-letter ones) cannot redact parts of these texts, and these
-    thousands of keys do not slow every later test's redaction."""
-    from airflow.providers.common.compat.sdk import redact
-
-    real = masking._local_masker()
-    assert real is not None, "the masker's shape changed: mask_all would always fall back"
-    fresh = copy.copy(real)
-    fresh.patterns, fresh.replacer = set(), None
-    for module in masker_homes(redact):
-        monkeypatch.setattr(module, "_secrets_masker", lambda: fresh)
-
-
-def masker_homes(*functions: Any) -> list[Any]:
-    """The modules whose ``_secrets_masker`` the masking functions call: their own, or on Airflow
-    3.1 the shared module that ``airflow.sdk.log`` imports it from when called."""
-    names = {masking.mask_secret.__module__, "airflow.sdk._shared.secrets_masker"}
-    names.update(function.__module__ for function in functions)
-    return [sys.modules[n] for n in sorted(names) if hasattr(sys.modules.get(n), "_secrets_masker")]
+pytestmark = pytest.mark.usefixtures("fresh_masker")
 
 
 @pytest.fixture
