@@ -48,6 +48,17 @@ class JobMojitoError(AirflowException):
         self.error = _shorten(error)
         self.field = field
 
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may succeed later: the API was down, throttling, or failed (5xx).
+
+        The one answer to "transient or permanent?" in the provider: a wait (sensor, trigger)
+        goes on through a transient error, Airflow may retry a task that raised one, and a bulk
+        change is retryable when any failure is. Permanent errors are ``AirflowFailException`` s,
+        which Airflow fails at once.
+        """
+        return not isinstance(self, AirflowFailException)
+
 
 class JobMojitoAuthError(JobMojitoError, AirflowFailException):
     """The credentials were refused (401, 403), have expired, or sign-in failed. Not retried."""
@@ -127,7 +138,7 @@ class JobMojitoBulkError(JobMojitoError):
     def from_results(cls, results: Sequence[StateChangeResult]) -> JobMojitoBulkError:
         """The error for ``results``: permanent when every failure is, with a summary message."""
         failed = [result for result in results if not result.ok]
-        permanent = all(isinstance(result.error, AirflowFailException) for result in failed)
+        permanent = all(result.error is not None and not result.error.transient for result in failed)
         kind = JobMojitoPermanentBulkError if permanent else JobMojitoBulkError
         listed = first_of(
             [f"{r.position_id}: {_brief(r.error)}" for r in failed],
