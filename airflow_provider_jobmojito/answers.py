@@ -1,7 +1,9 @@
 """What an API answer means: the status-to-exception mapping, and reading its JSON.
 
-Transport-agnostic: the sync client and an async one hand over an
-:class:`~airflow_provider_jobmojito.transport.Answer` and get a dict or a typed exception.
+Transport-agnostic: the client's plans (:mod:`~airflow_provider_jobmojito.plan`) hand over an
+:class:`~airflow_provider_jobmojito.wire.Answer` and get a dict or a typed exception. What an
+answer means for one endpoint in particular lives with the endpoint
+(:mod:`~airflow_provider_jobmojito.endpoints`).
 """
 
 from __future__ import annotations
@@ -22,18 +24,16 @@ from airflow_provider_jobmojito.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from airflow_provider_jobmojito.transport import Answer
-
-SET_STATE_PATH = "job-interview-set-state"
-
-_SERVER_ERROR_HINT = (
-    " job-interview-set-state also answers 500 for a position id it does not know and for an "
-    "authorization failure: check that the position exists and that this account may change it."
-)
+    from airflow_provider_jobmojito.wire import Answer
 
 
 def object_of(
-    answer: Answer, call: str, *, auth_hint: str = "", secrets: Iterable[str] = ()
+    answer: Answer,
+    call: str,
+    *,
+    auth_hint: str = "",
+    secrets: Iterable[str] = (),
+    server_error_hint: str = "",
 ) -> dict[str, Any]:
     """The JSON object of a final answer, or the typed error the answer means.
 
@@ -41,6 +41,7 @@ def object_of(
     :param auth_hint: added to the message of a 401/403: what to check in the connection.
     :param secrets: what the request carried (the token...): scrubbed from any text of the answer
         that reaches an error message, should the API echo it.
+    :param server_error_hint: added to the message of a 500: what else the endpoint means by it.
     :raises JobMojitoConfigError: on a redirect, which is never followed.
     :raises JobMojitoError: a subclass by status (see :func:`raise_for_status`); a
         :class:`JobMojitoUnexpectedAnswerError` when a 2xx body is not a JSON object.
@@ -53,7 +54,9 @@ def object_of(
             "set the connection's host to the API base URL itself."
         )
     if answer.status >= 400:
-        raise_for_status(answer, call, auth_hint=auth_hint, secrets=secrets)
+        raise_for_status(
+            answer, call, auth_hint=auth_hint, secrets=secrets, server_error_hint=server_error_hint
+        )
     try:
         body = answer.json()
     except ValueError:
@@ -73,7 +76,12 @@ _NOT_JSON = object()
 
 
 def raise_for_status(
-    answer: Answer, call: str, *, auth_hint: str = "", secrets: Iterable[str] = ()
+    answer: Answer,
+    call: str,
+    *,
+    auth_hint: str = "",
+    secrets: Iterable[str] = (),
+    server_error_hint: str = "",
 ) -> NoReturn:
     """Raise the error an answer of 400 or more means: auth (401/403), validation (422), not
     found (404), another 4xx, or a server error (5xx)."""
@@ -92,8 +100,7 @@ def raise_for_status(
         raise JobMojitoNotFoundError(message, **kwargs)
     if status < 500:
         raise JobMojitoClientError(message, **kwargs)
-    hint = _SERVER_ERROR_HINT if status == 500 and SET_STATE_PATH in call else ""
-    raise JobMojitoServerError(message + hint, **kwargs)
+    raise JobMojitoServerError(message + (server_error_hint if status == 500 else ""), **kwargs)
 
 
 def json_of(answer: Answer, call: str) -> Any:

@@ -2,9 +2,9 @@
 
 :class:`TokenProvider` serves both modes of a connection: a static token (checked for expiry
 before it is sent) and sign-in with e-mail and password (Supabase's password grant, cached per
-process). It does no I/O itself: for a sign-in it hands the client a
-:class:`~airflow_provider_jobmojito.transport.Request` to send and reads the answer, so the sync
-client and an async one share every rule here.
+process and on the host). It sends nothing itself: for a sign-in it hands the client's plan a
+:class:`~airflow_provider_jobmojito.wire.Request` to send and reads the answer, so the sync and
+async drivers share every rule here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pendulum
@@ -31,11 +30,16 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoServerError,
 )
 from airflow_provider_jobmojito.masking import mask
-from airflow_provider_jobmojito.transport import Request
+from airflow_provider_jobmojito.token_cache import SignedInToken
+from airflow_provider_jobmojito.wire import Request
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_jobmojito.settings import HookSettings
-    from airflow_provider_jobmojito.transport import Answer
+    from airflow_provider_jobmojito.wire import Answer
+
+_NO_LOCK = contextlib.nullcontext()
 
 #: A static token this close to its expiry is still sent, with a warning.
 EXPIRY_WARNING_WINDOW = pendulum.duration(minutes=10)
@@ -73,19 +77,8 @@ def jwt_expiry(token: str) -> pendulum.DateTime | None:
         return None
 
 
-@dataclass(frozen=True)
-class SignedInToken:
-    """An access token got by signing in, and when it stops being worth reusing."""
-
-    access_token: str = field(repr=False)
-    expires_at: pendulum.DateTime
-
-    def is_fresh(self) -> bool:
-        return pendulum.now("UTC") < self.expires_at
-
-
 class SignInCache:
-    """Signed-in access tokens shared by every hook of this process.
+    """Signed-in access tokens shared by every hook of this process, and one lock per account.
 
     Keyed by Supabase URL, e-mail and a digest of the password, so a changed password signs in
     anew. Refresh tokens are deliberately not kept: Supabase rotates them on use, so parallel
@@ -94,12 +87,21 @@ class SignInCache:
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str, str], SignedInToken] = {}
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self.lock = threading.Lock()
 
+    def lock_for(self, key: tuple[str, str, str]) -> threading.Lock:
+        """The account's sign-in lock in this process: held across a sign-in, so that threads
+        (and coroutines, through a worker thread) finding no token sign in once. Accounts do not
+        wait for each other."""
+        with self.lock:
+            return self._locks.setdefault(key, threading.Lock())
+
     def _after_fork_in_child(self) -> None:
-        # A thread of the parent may have held the lock at the fork; it does not exist here, so
+        # A thread of the parent may have held a lock at the fork; it does not exist here, so
         # the lock would never be released. The tokens stay valid: they are only strings.
         self.lock = threading.Lock()
+        self._locks = {}
 
     @staticmethod
     def key(supabase_url: str, email: str, password: str) -> tuple[str, str, str]:
@@ -123,6 +125,10 @@ class SignInCache:
         self._tokens.clear()
 
 
+#: Re-exported: a signed-in token is the token cache's record (1.0.0 defined it here).
+__all__ = ["SIGN_IN_CACHE", "SignInCache", "SignedInToken", "TokenProvider", "jwt_expiry"]
+
+
 SIGN_IN_CACHE = SignInCache()
 os.register_at_fork(after_in_child=SIGN_IN_CACHE._after_fork_in_child)
 
@@ -130,10 +136,12 @@ os.register_at_fork(after_in_child=SIGN_IN_CACHE._after_fork_in_child)
 class TokenProvider:
     """The bearer token for a connection's calls: a static token, or one got by signing in.
 
-    The client asks :meth:`current`; ``None`` means "sign in first": it sends
-    :meth:`sign_in_request` (holding :attr:`sign_in_lock`, so that threads finding no token sign
-    in once) and hands the answer to :meth:`accept_sign_in`. After a 401 it calls
-    :meth:`refused`, which says whether signing in again may help.
+    The client's plan (:meth:`~airflow_provider_jobmojito.plan.Calls.token`) asks :meth:`current`;
+    ``None`` means "sign in first": it sends :meth:`sign_in_request` holding
+    :meth:`sign_in_locks` (so that threads, coroutines and processes finding no token sign in
+    once) and hands the answer to :meth:`accept_sign_in`. After a 401 it calls :meth:`refused`,
+    which says whether signing in again may help. Reading the host's cache and registering a token
+    with the masker may block: an async driver calls these methods in a worker thread.
 
     :param settings: the connection's settings.
     :param conn_id: the connection's id, for messages.
@@ -161,15 +169,19 @@ class TokenProvider:
         return self.settings.signs_in
 
     @property
-    def sign_in_lock(self) -> threading.Lock:
-        """Held across a sign-in, so that threads finding the cache empty together sign in once."""
-        return SIGN_IN_CACHE.lock
+    def account(self) -> tuple[str, str, str] | None:
+        """Who signs in: Supabase URL, e-mail and a digest of the password (``None``: a static token)."""
+        return self._key
 
-    def host_lock(self) -> contextlib.AbstractContextManager[None]:
-        """Held across a sign-in too, so that processes finding no token together sign in once."""
-        if self._host is None or self._key is None:
-            return contextlib.nullcontext()
-        return self._host.lock(self._key)
+    @contextlib.contextmanager
+    def sign_in_locks(self) -> Iterator[None]:
+        """Held across a sign-in: the account's lock in this process, then its lock on this host,
+        so that threads and processes finding no token together sign in once."""
+        if self._key is None:
+            yield
+            return
+        with SIGN_IN_CACHE.lock_for(self._key), self._host.lock(self._key) if self._host else _NO_LOCK:
+            yield
 
     def current(self) -> str | None:
         """A token to send now, or ``None`` when a sign-in is needed.

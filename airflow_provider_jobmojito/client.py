@@ -1,28 +1,28 @@
-"""The sync API client: one call = a token, attempts with retries, and an answer's meaning.
+"""The synchronous driver: carries out the client's plans on the calling thread, over requests.
 
-The pieces it joins are transport-agnostic and shared with an async client: the retry decisions
-(:mod:`~airflow_provider_jobmojito.retry`), the token provider
-(:mod:`~airflow_provider_jobmojito.auth`) and the status-to-exception mapping
-(:mod:`~airflow_provider_jobmojito.answers`). Only the sending
-(:mod:`~airflow_provider_jobmojito.transport`) and the waiting are its own.
+Everything that is not I/O is decided by the plans (:mod:`~airflow_provider_jobmojito.plan`,
+:mod:`~airflow_provider_jobmojito.endpoints`); this driver only sends through a
+:class:`~airflow_provider_jobmojito.wire.SyncTransport`, sleeps, holds the sign-in locks and
+registers secrets. Its twin for event loops is :mod:`~airflow_provider_jobmojito.client_async`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_jobmojito.answers import object_of
-from airflow_provider_jobmojito.retry import Failure, Retrying, Stop, failure_of_status
-from airflow_provider_jobmojito.transport import NoAnswer, Request
+from airflow_provider_jobmojito.masking import mask
+from airflow_provider_jobmojito.plan import Blocking, Emit, Exclusive, Run, Secret, Send, Wait
+from airflow_provider_jobmojito.wire import NoAnswer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator
 
-    from airflow_provider_jobmojito.auth import TokenProvider
-    from airflow_provider_jobmojito.settings import HookSettings
-    from airflow_provider_jobmojito.transport import Answer, RequestsTransport
+    from airflow_provider_jobmojito.plan import Plan, Step
+    from airflow_provider_jobmojito.retry import Stop
+    from airflow_provider_jobmojito.wire import Answer, SyncTransport
+
+T = TypeVar("T")
 
 
 def wait(seconds: float, stop: Stop | None) -> bool:
@@ -33,152 +33,55 @@ def wait(seconds: float, stop: Stop | None) -> bool:
     return stop.wait(seconds)
 
 
-def failure_of(exc: NoAnswer, timeout: float) -> Failure:
-    """The :class:`~airflow_provider_jobmojito.retry.Failure` an attempt without an answer is."""
-    if exc.permanent:
-        return Failure(exc.reason, permanent=True)
-    if exc.too_slow:
-        return Failure(f"answered too slowly: {exc.reason}")
-    if exc.timed_out:
-        return Failure(f"got no answer within {timeout:g} s")
-    return Failure(f"could not be reached ({exc.reason})")
-
-
-def log_retry(log: Any, retrying: Retrying, failure: Failure, seconds: float) -> None:
-    """The log line of a retry, e.g. ``... answered 503 (attempt 1 of 6); retrying in 0.50 s.``"""
-    log.warning(
-        "%s %s (attempt %d of %d); retrying in %.2f s.",
-        retrying.what,
-        failure.reason,
-        retrying.attempt,
-        retrying.policy.attempts,
-        seconds,
-    )
-
-
-def request_for(
-    settings: HookSettings,
-    method: str,
-    path: str,
-    *,
-    json: Mapping[str, Any] | None = None,
-    params: Mapping[str, Any] | None = None,
-    subject: str | None = None,
-) -> Request:
-    """The :class:`~airflow_provider_jobmojito.transport.Request` for an API call.
-
-    :param subject: what the call is about, for messages (``position <id>``).
-    """
-    url = f"{settings.base_url}/{path}"
-    query = {name: value for name, value in (params or {}).items() if value is not None}
-    if query:
-        url += "?" + urlencode(query, doseq=True)
-    what = f"JobMojito {method} /{path}" + (f" for {subject}" if subject else "")
-    if json is not None:
-        return Request.post_json(url, json, what=what)
-    return Request(method, url, what=what)
-
-
 class JobMojitoClient:
-    """Calls the JobMojito API: tokens, retries with backoff, and typed errors.
+    """Runs plans synchronously: ``client.run(endpoints.get_position(position_id))``.
 
-    :param settings: the connection's settings (base URL, timeout, retry policy).
-    :param tokens: gives the bearer token, and signs in when needed.
-    :param transport: sends one attempt.
-    :param log: where to log retries (the hook's logger, so lines land in the task log).
+    Thread-safe: the bulk path runs plans from many threads over one client.
+
+    :param transport: sends one attempt (the hook's: requests, through its session).
     """
 
-    def __init__(
-        self, settings: HookSettings, tokens: TokenProvider, transport: RequestsTransport, log: Any
-    ) -> None:
-        self.settings = settings
-        self.tokens = tokens
+    def __init__(self, transport: SyncTransport) -> None:
         self.transport = transport
-        self.log = log
-        #: How retries wait: ``wait(seconds, stop) -> stopped``. Tests replace it to assert the
+        #: How retries wait: ``wait(seconds, stop) -> stopped``. Tests replace it to record the
         #: backoff without sleeping.
         self.wait: Callable[[float, Stop | None], bool] = wait
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        max_retries: int | None = None,
-        subject: str | None = None,
-        stop: Stop | None = None,
-    ) -> dict[str, Any]:
-        """Call the API; return its JSON object or raise the typed error its answer means.
+    def run(self, plan: Plan[T], *, on_secret: Callable[[str], None] = mask) -> T:
+        """Carry ``plan`` out and return its result (or raise its error).
 
-        In sign-in mode a 401 signs in again once: the cached token may have been revoked early.
-
-        :param max_retries: this call's retries, instead of the connection's.
-        :param subject: what the call is about, for messages (``position <id>``).
-        :param stop: shared by the calls of a bulk change: once set, retries stop; it also counts
-            transient failures, to stop the batch when the API is down.
+        :param on_secret: registers a secret the API sent (by default with the masker at once; a
+            bulk change collects them and registers them together).
         """
-        request = request_for(self.settings, method, path, json=json, params=params, subject=subject)
-        signed_in_again = False
-        while True:
-            token = self.token(stop)
-            answer = self.send(request, token=token, max_retries=max_retries, stop=stop)
-            if answer.status == 401 and not signed_in_again and self.tokens.refused(token):
-                signed_in_again = True
-                self.log.info("JobMojito refused the signed-in token (401); signing in again.")
-                continue
-            return object_of(
-                answer,
-                f"{method} /{path}",
-                auth_hint=self.tokens.auth_hint(),
-                secrets=self.tokens.secrets(token),
-            )
+        run = Run(plan)
+        for step in run:
+            run.answer(self._carry_out(step, on_secret))
+        return run.result  # type: ignore[return-value]
 
-    def token(self, stop: Stop | None = None) -> str:
-        """A token to send: the static one, a cached sign-in, or a new sign-in."""
-        tokens = self.tokens
-        token = tokens.current()
-        if token is None:
-            with tokens.sign_in_lock, tokens.host_lock():
-                token = tokens.current()
-                if token is None:
-                    answer = self.send(tokens.sign_in_request(), token=None, stop=stop)
-                    token = tokens.accept_sign_in(answer)
-        return token
+    def pages(self, plan: Plan[None]) -> Iterator[Any]:
+        """Carry ``plan`` out, yielding what it emits (pages) as the caller asks for them."""
+        run = Run(plan)
+        for step in run:
+            run.answer((yield step.item) if isinstance(step, Emit) else self._carry_out(step, mask))
 
-    def send(
-        self,
-        request: Request,
-        *,
-        token: str | None,
-        max_retries: int | None = None,
-        stop: Stop | None = None,
-    ) -> Answer:
-        """Send ``request``, retrying transient failures with backoff; return the final answer.
+    def _carry_out(self, step: Step, on_secret: Callable[[str], None]) -> Any:
+        if isinstance(step, Send):
+            return self._send(step)
+        if isinstance(step, Wait):
+            return self.wait(step.seconds, step.stop)
+        if isinstance(step, Blocking):
+            return step.function(*step.args)
+        if isinstance(step, Secret):
+            return on_secret(step.value)
+        if isinstance(step, Exclusive):
+            with step.locks():
+                return self.run(step.plan, on_secret=on_secret)
+        if isinstance(step, Emit):  # emitted by a plan run for its result: not asked for
+            return None
+        raise TypeError(f"A plan yielded {type(step).__name__}, which is not a step.")
 
-        :raises JobMojitoUnavailableError: when the retries are used up.
-        :raises JobMojitoConfigError: when no retry can help (TLS, a request HTTP cannot carry).
-        """
-        timeout = self.settings.timeout
-        retrying = Retrying(self.settings.retry.with_max_retries(max_retries), request.what)
-        while True:
-            try:
-                answer = self.transport.send(request, token=token, timeout=timeout)
-            except NoAnswer as exc:
-                failure = failure_of(exc, timeout)
-            else:
-                failure_or_none = failure_of_status(answer.status, answer.headers.get("Retry-After"))
-                if failure_or_none is None:
-                    if stop is not None:
-                        stop.answered()
-                    return answer
-                failure = failure_or_none
-            if stop is not None and not failure.permanent:
-                stop.failed(failure)
-            seconds = retrying.after(failure)
-            log_retry(self.log, retrying, failure, seconds)
-            if (stop is not None and stop.is_set()) or self.wait(seconds, stop):
-                raise retrying.stopped(
-                    failure, (stop.reason if stop else None) or "the bulk change was stopped"
-                )
+    def _send(self, step: Send) -> Answer | NoAnswer:
+        try:
+            return self.transport.send(step.request, token=step.token, timeout=step.timeout)
+        except NoAnswer as no_answer:
+            return no_answer

@@ -1,177 +1,119 @@
-"""The async API client, for triggers: httpx on the event loop, with the sync client's rules.
+"""The asynchronous driver: carries out the client's plans on an event loop, over httpx.
 
-What it shares with :mod:`~airflow_provider_jobmojito.client`, unchanged: the request building
-(:func:`~airflow_provider_jobmojito.client.request_for`), the retry decisions
-(:class:`~airflow_provider_jobmojito.retry.Retrying`), the token provider
-(:class:`~airflow_provider_jobmojito.auth.TokenProvider`), the status-to-exception mapping
-(:func:`~airflow_provider_jobmojito.answers.object_of`) and the answer limits of the transport
-(:data:`~airflow_provider_jobmojito.transport.MAX_ANSWER_BYTES`, a deadline of twice the timeout).
-Only sending and waiting are its own. httpx comes with every Airflow line.
+The twin of :mod:`~airflow_provider_jobmojito.client`, deciding nothing either: it sends through
+an :class:`~airflow_provider_jobmojito.wire.AsyncTransport`, sleeps with ``asyncio.sleep``, and
+never blocks the loop: what may block (the host's token cache, Airflow 3's secret masker, which
+waits for the supervisor, and the sign-in locks) runs in a worker thread. It takes the same locks
+as the sync driver (the account's lock in this process and on this host), so that a worker and
+a triggerer on one host sign in once between them; its own coroutines queue for them on the loop
+first, so that no more than one worker thread per account waits for a lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
-import time
-from typing import TYPE_CHECKING, Any
+import contextlib
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
-from airflow_provider_jobmojito.answers import object_of
-from airflow_provider_jobmojito.client import failure_of, log_retry, request_for
-from airflow_provider_jobmojito.retry import Retrying, failure_of_status
-from airflow_provider_jobmojito.transport import (
-    Answer,
-    AnswerBody,
-    NoAnswer,
-    _describe,
-    _tls_is_permanent,
-    _unsendable,
-)
+from airflow_provider_jobmojito.masking import mask
+from airflow_provider_jobmojito.plan import Blocking, Emit, Exclusive, Run, Secret, Send, Wait
+from airflow_provider_jobmojito.wire import NoAnswer
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
-    from airflow_provider_jobmojito.auth import TokenProvider
-    from airflow_provider_jobmojito.settings import HookSettings
-    from airflow_provider_jobmojito.transport import Request
+    from airflow_provider_jobmojito.plan import Plan, Step
+    from airflow_provider_jobmojito.wire import Answer, AsyncTransport
 
-
-class HttpxTransport:
-    """Send :class:`~airflow_provider_jobmojito.transport.Request` s with an ``httpx.AsyncClient``.
-
-    :param client: the httpx client (shared by the triggers of one connection in one event loop).
-    :param headers: headers on every request (``User-Agent``, ``Accept``).
-    """
-
-    def __init__(self, client: httpx.AsyncClient, headers: Mapping[str, str]) -> None:
-        self.client = client
-        self.headers = dict(headers)
-
-    async def send(self, request: Request, *, token: str | None, timeout: float) -> Answer:
-        """Send ``request`` once; the async twin of ``RequestsTransport.send``.
-
-        :raises NoAnswer: when the connection failed, timed out, or the answer was too large or slow.
-        """
-        headers = {**self.headers, **request.headers}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        deadline = time.monotonic() + 2 * timeout
-        try:
-            async with self.client.stream(
-                request.method,
-                request.url,
-                headers=headers,
-                content=request.body,
-                timeout=httpx.Timeout(timeout),
-                follow_redirects=False,
-            ) as response:
-                body = await _read_capped(response, deadline=deadline, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise NoAnswer(_describe(exc), timed_out=True) from exc
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-            raise _unsendable(exc) from None
-        except httpx.ConnectError as exc:
-            tls = isinstance(exc.__cause__ or exc.__context__, ssl.SSLError) or "SSL" in str(exc)
-            permanent = tls and _tls_is_permanent(exc)
-            raise NoAnswer(_describe(exc), timed_out=False, permanent=permanent) from exc
-        except httpx.RequestError as exc:  # a cut connection, a protocol or decoding error mid-answer
-            raise NoAnswer(_describe(exc), timed_out=False) from exc
-        except (ValueError, UnicodeError) as exc:  # a header value HTTP cannot carry
-            raise _unsendable(exc) from None
-        return Answer(response.status_code, response.headers, body)
-
-
-async def _read_capped(response: httpx.Response, *, deadline: float, timeout: float) -> bytes:
-    body = AnswerBody(response.status_code, deadline=deadline, timeout=timeout)
-    async for chunk in response.aiter_bytes():
-        body.add(chunk)
-    return body.value()
+T = TypeVar("T")
 
 
 class AsyncJobMojitoClient:
-    """Calls the JobMojito API from an event loop: tokens, retries with backoff, typed errors.
+    """Runs plans on an event loop: ``await client.run(endpoints.get_position(position_id))``.
 
-    Never blocks the loop: what may block (registering a secret with Airflow's masker, which on
-    Airflow 3 waits for the supervisor) runs in a worker thread.
-
-    :param settings: the connection's settings.
-    :param tokens: gives the bearer token; sign-ins are sent by this client.
-    :param transport: sends one attempt.
-    :param log: where to log retries.
+    :param transport: sends one attempt (httpx).
     """
 
-    def __init__(
-        self, settings: HookSettings, tokens: TokenProvider, transport: HttpxTransport, log: Any
-    ) -> None:
-        self.settings = settings
-        self.tokens = tokens
+    def __init__(self, transport: AsyncTransport) -> None:
         self.transport = transport
-        self.log = log
-        #: How retries wait; tests replace it to assert the backoff without sleeping.
+        #: How retries wait; tests replace it to record the backoff without sleeping.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self._sign_in_lock = asyncio.Lock()
+        self._turns: dict[Hashable, asyncio.Lock] = {}
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        max_retries: int | None = None,
-        subject: str | None = None,
-    ) -> dict[str, Any]:
-        """Call the API; return its JSON object or raise the typed error its answer means."""
-        request = request_for(self.settings, method, path, params=params, subject=subject)
-        signed_in_again = False
-        while True:
-            token = await self.token()
-            answer = await self.send(request, token=token, max_retries=max_retries)
-            if (
-                answer.status == 401
-                and not signed_in_again
-                and await asyncio.to_thread(self.tokens.refused, token)
-            ):
-                signed_in_again = True
-                self.log.info("JobMojito refused the signed-in token (401); signing in again.")
-                continue
-            return object_of(
-                answer,
-                f"{method} /{path}",
-                auth_hint=self.tokens.auth_hint(),
-                secrets=self.tokens.secrets(token),
-            )
+    async def run(self, plan: Plan[T], *, on_secret: Callable[[str], None] = mask) -> T:
+        """Carry ``plan`` out and return its result (or raise its error).
 
-    async def token(self) -> str:
-        """A token to send: the static one, a cached sign-in, or a new sign-in (once per loop).
-
-        The token provider reads the host's token cache and registers tokens with the secret
-        masker, either of which may block: it runs in a worker thread.
+        :param on_secret: registers a secret the API sent (called in a worker thread).
         """
-        token = await asyncio.to_thread(self.tokens.current)
-        if token is None:
-            async with self._sign_in_lock:
-                token = await asyncio.to_thread(self.tokens.current)
-                if token is None:
-                    answer = await self.send(self.tokens.sign_in_request(), token=None)
-                    token = await asyncio.to_thread(self.tokens.accept_sign_in, answer)
-        return token
+        run = Run(plan)
+        for step in run:
+            run.answer(await self._carry_out(step, on_secret))
+        return run.result  # type: ignore[return-value]
 
-    async def send(self, request: Request, *, token: str | None, max_retries: int | None = None) -> Answer:
-        """Send ``request``, retrying transient failures with backoff; return the final answer."""
-        timeout = self.settings.timeout
-        retrying = Retrying(self.settings.retry.with_max_retries(max_retries), request.what)
-        while True:
-            try:
-                answer = await self.transport.send(request, token=token, timeout=timeout)
-            except NoAnswer as exc:
-                failure = failure_of(exc, timeout)
+    async def pages(self, plan: Plan[None]) -> AsyncIterator[Any]:
+        """Carry ``plan`` out, yielding what it emits (pages) as the caller asks for them."""
+        run = Run(plan)
+        for step in run:
+            if isinstance(step, Emit):
+                yield step.item
             else:
-                failure_or_none = failure_of_status(answer.status, answer.headers.get("Retry-After"))
-                if failure_or_none is None:
-                    return answer
-                failure = failure_or_none
-            seconds = retrying.after(failure)
-            log_retry(self.log, retrying, failure, seconds)
-            await self.sleep(seconds)
+                run.answer(await self._carry_out(step, mask))
+
+    async def aclose(self) -> None:
+        """Close the transport's connections."""
+        await self.transport.aclose()
+
+    async def _carry_out(self, step: Step, on_secret: Callable[[str], None]) -> Any:
+        if isinstance(step, Send):
+            return await self._send(step)
+        if isinstance(step, Wait):
+            await self.sleep(step.seconds)
+            return step.stop is not None and step.stop.is_set()
+        if isinstance(step, Blocking):
+            return await asyncio.to_thread(step.function, *step.args)
+        if isinstance(step, Secret):
+            return await asyncio.to_thread(on_secret, step.value)
+        if isinstance(step, Exclusive):
+            async with self._turn(step.account), held_in_a_thread(step.locks()):
+                return await self.run(step.plan, on_secret=on_secret)
+        if isinstance(step, Emit):  # emitted by a plan run for its result: not asked for
+            return None
+        raise TypeError(f"A plan yielded {type(step).__name__}, which is not a step.")
+
+    async def _send(self, step: Send) -> Answer | NoAnswer:
+        try:
+            return await self.transport.send(step.request, token=step.token, timeout=step.timeout)
+        except NoAnswer as no_answer:
+            return no_answer
+
+    def _turn(self, account: Hashable) -> asyncio.Lock:
+        """This loop's queue for the account's locks (created on the loop, at first use)."""
+        turn = self._turns.get(account)
+        if turn is None:
+            turn = self._turns[account] = asyncio.Lock()
+        return turn
+
+
+@contextlib.asynccontextmanager
+async def held_in_a_thread(locks: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
+    """Hold ``locks``, taken in a worker thread (taking them may block; releasing never does).
+
+    A cancel while the thread waits cannot stop the thread: the locks are released as soon as it
+    gets them, so a cancelled trigger never leaves an account locked.
+    """
+    taking = asyncio.ensure_future(asyncio.to_thread(locks.__enter__))
+    try:
+        await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        taking.add_done_callback(
+            lambda taken: (
+                None
+                if taken.cancelled() or taken.exception() is not None
+                else locks.__exit__(None, None, None)
+            )
+        )
+        raise
+    try:
+        yield
+    finally:
+        locks.__exit__(None, None, None)

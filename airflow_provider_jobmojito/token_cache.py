@@ -29,6 +29,7 @@ import logging
 import os
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +38,22 @@ import pendulum
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from airflow_provider_jobmojito.auth import SignedInToken
-
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
 _MAX_FILE_BYTES = 64 * 1024
 _PRIVATE = 0o077
+
+
+@dataclass(frozen=True)
+class SignedInToken:
+    """An access token got by signing in, and when it stops being worth reusing (what is on file)."""
+
+    access_token: str = field(repr=False)
+    expires_at: pendulum.DateTime
+
+    def is_fresh(self) -> bool:
+        return pendulum.now("UTC") < self.expires_at
 
 
 def configured() -> HostTokenCache | None:
@@ -87,8 +97,6 @@ class HostTokenCache:
 
     def get(self, key: tuple[str, ...]) -> SignedInToken | None:
         """The account's token when a trustworthy, fresh one is on file; else ``None``."""
-        from airflow_provider_jobmojito.auth import SignedInToken
-
         data = self._read(self._path(key))
         if data is None or data.get("account") != _account(key) or data.get("format") != _FORMAT:
             return None

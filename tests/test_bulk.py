@@ -465,19 +465,20 @@ class TestStopping:
 
     @staticmethod
     def apply_then(hook: JobMojitoHook, after: int, action: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Make ``hook.apply`` run ``action`` once, right after the ``after``-th change was made."""
+        """Make the hook's client run ``action`` once, right after the ``after``-th change was made."""
         lock, done = threading.Lock(), [0]
-        original = hook.apply
+        original = hook.client.run
 
-        def apply(change: Any, **kwargs: Any) -> dict[str, Any]:
-            answer = original(change, **kwargs)
-            with lock:
-                done[0] += 1
-                if done[0] == after:
-                    action()
-            return answer
+        def run(plan: Any, **kwargs: Any) -> Any:
+            result = original(plan, **kwargs)
+            if isinstance(result, dict):  # a set-state answer (getting the token returns a string)
+                with lock:
+                    done[0] += 1
+                    if done[0] == after:
+                        action()
+            return result
 
-        monkeypatch.setattr(hook, "apply", apply)
+        monkeypatch.setattr(hook.client, "run", run)
 
     def test_cancel_stops_sending_and_every_unsent_position_says_so(
         self, hook: JobMojitoHook, jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
@@ -500,13 +501,13 @@ class TestStopping:
     ) -> None:
         ids = new_ids(20)
         seed(jobmojito_sandbox, ids)
-        original = hook.client.token
+        original = hook.endpoints.authenticate
 
-        def token(stop: Any = None) -> str:
+        def authenticate(stop: Any = None) -> Any:
             hook.cancel()  # as an on_kill arriving while the token is fetched
             return original(stop)
 
-        monkeypatch.setattr(hook.client, "token", token)
+        monkeypatch.setattr(hook.endpoints, "authenticate", authenticate)
         with pytest.raises(JobMojitoBulkError, match="20 of 20 positions failed"):
             hook.set_interview_states(ids, status="active")
         assert set_state_calls(jobmojito_sandbox) == []

@@ -112,7 +112,8 @@ def test_a_fork_while_another_thread_signs_in_does_not_hang_the_child(jobmojito_
         )
         signing_in.start()
         deadline = time.monotonic() + 30
-        while not SIGN_IN_CACHE.lock.locked():
+        account_lock = SIGN_IN_CACHE.lock_for(SIGN_IN_CACHE.key(server.url, EMAIL, PASSWORD))
+        while not account_lock.locked():
             assert time.monotonic() < deadline, "the sign-in never started"
             time.sleep(0.01)
 

@@ -54,7 +54,7 @@ def test_task_processes_starting_together_sign_in_once(server: Any, conn_id: str
         "from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook\n"
         "hook = JobMojitoHook()\n"
         "hook.list_interviews(limit=1)\n"
-        "token = hook.client.token()\n"
+        "token = hook.client.run(hook.endpoints.authenticate())\n"
         "assert redact(f'token={token}') == 'token=***', 'the token is not masked'\n"
     )
     env = {**os.environ, "AIRFLOW_CONN_JOBMOJITO_DEFAULT": os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"]}

@@ -1,9 +1,11 @@
-"""The JobMojito hook: the Airflow connection, and one method per API endpoint.
+"""The JobMojito hook: Airflow glue. Connection -> settings -> client, and one method per endpoint.
 
-The HTTP work is the client layer's: :mod:`~airflow_provider_jobmojito.client` (retries, sign-in
-again on a 401, typed errors), :mod:`~airflow_provider_jobmojito.auth` (the token provider) and
-:mod:`~airflow_provider_jobmojito.transport` (the wire). The hook reads the connection, builds the
-client once, and names the calls.
+The hook reads the connection (:mod:`~airflow_provider_jobmojito.settings`), builds the endpoint
+plans (:mod:`~airflow_provider_jobmojito.endpoints`) and the two drivers that carry them out: the
+sync one on requests (:mod:`~airflow_provider_jobmojito.client`) for tasks, the async one on httpx
+(:mod:`~airflow_provider_jobmojito.client_async`) for triggers. Every decision (retries, tokens,
+sign-in, what an answer means) is in those layers, once for both drivers; the hook only names the
+calls, runs a bulk change, and tests the connection.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
-from functools import cached_property, partial
+import warnings
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlencode
 
@@ -19,16 +22,15 @@ import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_jobmojito import __version__
-from airflow_provider_jobmojito.answers import SET_STATE_PATH, scrub
 from airflow_provider_jobmojito.auth import TokenProvider
 from airflow_provider_jobmojito.bulk import StateChangeResult, apply_all, failure_report
 from airflow_provider_jobmojito.client import JobMojitoClient
+from airflow_provider_jobmojito.endpoints import Endpoints
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
     JobMojitoBulkError,
     JobMojitoError,
     JobMojitoUnavailableError,
-    JobMojitoUnexpectedAnswerError,
 )
 from airflow_provider_jobmojito.masking import SecretBatch, mask
 from airflow_provider_jobmojito.retry import Stop
@@ -39,17 +41,13 @@ from airflow_provider_jobmojito.validation import (
     build_changes,
     check_failures_in_a_row,
     check_max_workers,
-    parse_position_id,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
     from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
     from airflow_provider_jobmojito.status import InterviewStatus
-
-GET_INTERVIEW_PATH = "job-interview-get"
-LIST_INTERVIEWS_PATH = "merchant-interview-list"
 
 USER_AGENT = (
     f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
@@ -160,8 +158,8 @@ class JobMojitoHook(BaseHook):
         # What the running set_interview_states call shares to stop (cancel() sets it); None
         # between calls, so a cancel with nothing running stops no later call.
         self._bulk_stop: Stop | None = None
-        self._async_client: AsyncJobMojitoClient | None = None
-        self._async_client_lock: asyncio.Lock | None = None
+        self._async_side: tuple[Endpoints, AsyncJobMojitoClient] | None = None
+        self._async_side_lock: asyncio.Lock | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -200,58 +198,62 @@ class JobMojitoHook(BaseHook):
     @cached_property
     def _session(self) -> requests.Session:
         session = JobMojitoSession()
-        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        session.headers.update(_HEADERS)
         # No urllib3 retries: the client's own honour Retry-After and know which calls are safe.
         session.mount("https://", PooledAdapter())
         session.mount("http://", PooledAdapter())
         return session
 
     @cached_property
+    def endpoints(self) -> Endpoints:
+        """The endpoint plans of this connection (:mod:`~airflow_provider_jobmojito.endpoints`)."""
+        return self._endpoints_for(self.settings)
+
+    def _endpoints_for(self, settings: HookSettings) -> Endpoints:
+        return Endpoints(settings, TokenProvider(settings, self.jobmojito_conn_id, log=self.log), self.log)
+
+    @cached_property
+    def _transport(self) -> RequestsTransport:
+        return RequestsTransport(self.get_conn())
+
+    @cached_property
     def client(self) -> JobMojitoClient:
-        """The API client: tokens, retries and typed errors (:mod:`~airflow_provider_jobmojito.client`)."""
-        settings = self.settings
-        tokens = TokenProvider(settings, self.jobmojito_conn_id, log=self.log)
-        return JobMojitoClient(settings, tokens, RequestsTransport(self.get_conn()), log=self.log)
+        """The sync driver (:mod:`~airflow_provider_jobmojito.client`): ``client.run(plan)``."""
+        return JobMojitoClient(self._transport)
 
     async def async_client(self) -> AsyncJobMojitoClient:
-        """The async API client (for triggers), built once (:mod:`~airflow_provider_jobmojito.client_async`).
+        """The async driver, for triggers (:mod:`~airflow_provider_jobmojito.client_async`)."""
+        return (await self._async())[1]
+
+    async def _async(self) -> tuple[Endpoints, AsyncJobMojitoClient]:
+        """The endpoints and the async driver, built once for the callers arriving together.
 
         The connection is read without blocking the event loop: asynchronously where Airflow
         offers it, and what may block (Airflow 3's secret masking, which waits for the
-        supervisor) in a worker thread.
+        supervisor; the token cache's folder) in a worker thread.
         """
-        if self._async_client is not None:
-            return self._async_client
-        if self._async_client_lock is None:  # no await since the check: one lock per hook
-            self._async_client_lock = asyncio.Lock()
-        async with self._async_client_lock:  # callers arriving together build one client
-            if self._async_client is None:
-                import httpx
+        if self._async_side is not None:
+            return self._async_side
+        if self._async_side_lock is None:  # no await since the check: one lock per hook
+            self._async_side_lock = asyncio.Lock()
+        async with self._async_side_lock:
+            if self._async_side is None:
+                from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
+                from airflow_provider_jobmojito.transport_async import HttpxTransport
 
-                from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient, HttpxTransport
-
-                conn = await _get_async_connection(self.jobmojito_conn_id)
-                settings = await asyncio.to_thread(self._resolve, conn)
-                tokens = await asyncio.to_thread(TokenProvider, settings, self.jobmojito_conn_id, self.log)
-                http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=16))
-                transport = HttpxTransport(http, {"User-Agent": USER_AGENT, "Accept": "application/json"})
-                self._async_client = AsyncJobMojitoClient(settings, tokens, transport, log=self.log)
-        return self._async_client
-
-    async def aget_interview(self, position_id: str) -> dict[str, Any]:
-        """:meth:`get_interview`, on an event loop."""
-        params = {"position_id": parse_position_id(position_id)}
-        return await (await self.async_client()).call("GET", GET_INTERVIEW_PATH, params=params)
-
-    async def alist_interviews(self, **params: str | int) -> dict[str, Any]:
-        """:meth:`list_interviews`, on an event loop."""
-        return await (await self.async_client()).call("GET", LIST_INTERVIEWS_PATH, params=params)
+                settings = await asyncio.to_thread(
+                    self._resolve, await _get_async_connection(self.jobmojito_conn_id)
+                )
+                endpoints = await asyncio.to_thread(self._endpoints_for, settings)
+                self._async_side = endpoints, AsyncJobMojitoClient(HttpxTransport(_HEADERS))
+        return self._async_side
 
     async def aclose(self) -> None:
-        """Close the async client's connections."""
-        if self._async_client is not None:
-            await self._async_client.transport.client.aclose()
-            self._async_client = None
+        """Close the async driver's connections."""
+        if self._async_side is not None:
+            _, client = self._async_side
+            self._async_side = None
+            await client.aclose()
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -274,39 +276,23 @@ class JobMojitoHook(BaseHook):
         """
         return self.apply(StateChange.build(position_id, status, is_embedded))
 
-    def apply(
-        self, change: StateChange, *, stop: Stop | None = None, mask_key: Callable[[str], None] = mask
-    ) -> dict[str, Any]:
+    def apply(self, change: StateChange, **deprecated: Any) -> dict[str, Any]:
         """Send one validated :class:`~airflow_provider_jobmojito.validation.StateChange`.
 
-        :param stop: what the calls of a bulk change share: once set, retries stop.
-        :param mask_key: registers the signing key in the answer, if any, with the secret masker
-            (by default at once; a bulk call collects the keys and registers them together).
+        ``stop`` and ``mask_key`` (1.0.0) are accepted with a ``DeprecationWarning``: they belong
+        to the bulk path, which no longer goes through this method.
         """
-        # The call is idempotent (setting a state twice changes nothing, and is_embedded=true
-        # returns the existing key), so retrying this POST after a lost answer is safe.
-        answer = self.client.call(
-            "POST", SET_STATE_PATH, json=change.body(), subject=f"position {change.position_id}", stop=stop
-        )
-        signing_key = answer.get("embed_signing_key")
-        if isinstance(signing_key, str):
-            mask_key(signing_key)
-        has_id, has_key = isinstance(answer.get("embed_id"), str), isinstance(signing_key, str)
-        if has_id != has_key or (change.is_embedded is True and not has_id):
-            # Callers rely on the two coming together; say so here rather than fail on a lookup.
-            raise JobMojitoUnexpectedAnswerError(
-                f"JobMojito switched embedding on for position {change.position_id} but did not "
-                "send both embed_id and embed_signing_key."
+        if unknown := deprecated.keys() - {"stop", "mask_key"}:
+            raise TypeError(f"apply() got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
+        if deprecated:
+            warnings.warn(
+                "JobMojitoHook.apply(stop=..., mask_key=...) is deprecated: use set_interview_states "
+                "for many positions.",
+                DeprecationWarning,
+                stacklevel=2,
             )
-        if answer.get("success") is not True and not has_id:
-            # A 200 {"error": ...} from a proxy or a changed API must not pass for a change made.
-            shape = _shape_of(answer, self.client.tokens.secrets())
-            raise JobMojitoUnexpectedAnswerError(
-                f"JobMojito answered POST /{SET_STATE_PATH} for position {change.position_id} without "
-                f"confirming the change (it sent {shape}); the change may or may not have been made: "
-                "check the position.",
-            )
-        return answer
+        plan = self.endpoints.set_state(change, stop=deprecated.get("stop"))
+        return self.client.run(plan, on_secret=deprecated.get("mask_key") or mask)
 
     def set_interview_states(
         self,
@@ -358,17 +344,16 @@ class JobMojitoHook(BaseHook):
         # Created before anything is sent, so that a cancel during the sign-in is not lost.
         self._bulk_stop = stop = Stop(threshold)
         try:
-            return self._apply_all(changes, workers, stop)
+            return self._apply_all(changes, min(workers, len(changes)), stop)
         finally:
             self._bulk_stop = None
 
     def _apply_all(self, changes: Sequence[StateChange], workers: int, stop: Stop) -> list[StateChangeResult]:
         # Read the connection and get a token once, before the threads start: a missing, expired
         # or refused credential fails the whole call here instead of once per position.
-        client = self.client
-        client.token(stop)
-        workers = min(workers, len(changes))
-        client.transport.ensure_pool(self.base_url, workers)
+        client, endpoints = self.client, self.endpoints
+        client.run(endpoints.authenticate(stop))
+        self._transport.ensure_pool(self.base_url, workers)
         self.log.info(
             "Setting %d position(s) -> %s, %d call(s) at a time.", len(changes), changes[0].summary, workers
         )
@@ -377,13 +362,16 @@ class JobMojitoHook(BaseHook):
         # was attempted (one regex compile, not one per key), and before the results are returned
         # or raised: nothing logs a key before then.
         with SecretBatch() as signing_keys:
-            apply = partial(self.apply, stop=stop, mask_key=signing_keys.add)
+
+            def apply(change: StateChange) -> dict[str, Any]:
+                return client.run(endpoints.set_state(change, stop=stop), on_secret=signing_keys.add)
+
             results = apply_all(changes, apply, max_workers=workers, stop=stop)
         failed = [result for result in results if not result.ok]
-        elapsed = time.monotonic() - started
         if failed:
             self.log.error("%s", failure_report(failed, len(results)))
             raise JobMojitoBulkError.from_results(results)
+        elapsed = time.monotonic() - started
         self.log.info("Changed %d position(s) at %s in %.2f s.", len(results), self.base_url, elapsed)
         return results
 
@@ -418,17 +406,45 @@ class JobMojitoHook(BaseHook):
 
         :param position_id: the interview or position id (a UUID).
         """
-        return self.client.call(
-            "GET", GET_INTERVIEW_PATH, params={"position_id": parse_position_id(position_id)}
-        )
+        return self.client.run(self.endpoints.get_position(position_id))
+
+    async def aget_interview(self, position_id: str) -> dict[str, Any]:
+        """:meth:`get_interview`, on an event loop."""
+        endpoints, client = await self._async()
+        return await client.run(endpoints.get_position(position_id))
 
     def list_interviews(self, **params: str | int) -> dict[str, Any]:
-        """List the account's interviews (``GET merchant-interview-list``).
+        """List the account's interviews, one page (``GET merchant-interview-list``).
 
         :param params: the endpoint's query parameters, e.g. ``status="active", limit=100``.
-        :return: ``{"data": [...], "pagination": {...}}``.
+        :return: ``{"data": [...], "pagination": {"total", "limit", "offset", "has_more"}}``.
         """
-        return self.client.call("GET", LIST_INTERVIEWS_PATH, params=params)
+        return self.client.run(self.endpoints.list_positions(**params))
+
+    async def alist_interviews(self, **params: str | int) -> dict[str, Any]:
+        """:meth:`list_interviews`, on an event loop."""
+        endpoints, client = await self._async()
+        return await client.run(endpoints.list_positions(**params))
+
+    def iter_interview_pages(
+        self, *, page_size: int = 1000, **filters: str | int
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of :meth:`list_interviews`, one at a time, bounded (see
+        :meth:`~airflow_provider_jobmojito.endpoints.Endpoints.positions_pages`).
+
+        :param page_size: rows per page, 1 to 1,000.
+        :param filters: the endpoint's filters, e.g. ``status="active"``.
+        """
+        plan = self.endpoints.positions_pages(page_size=page_size, **filters)
+        return self.client.pages(plan)
+
+    async def aiter_interview_pages(
+        self, *, page_size: int = 1000, **filters: str | int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`iter_interview_pages`, on an event loop."""
+        endpoints, client = await self._async()
+        async for page in client.pages(endpoints.positions_pages(page_size=page_size, **filters)):
+            yield page
 
     def embed_url(self, embed_id: str) -> str:
         """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""
@@ -438,7 +454,7 @@ class JobMojitoHook(BaseHook):
         """Check the connection with a read call that changes nothing, and say what to fix."""
         try:
             settings = self.settings
-            answer = self.client.call("GET", LIST_INTERVIEWS_PATH, params={"limit": 1}, max_retries=0)
+            answer = self.client.run(self.endpoints.check_connection())
         except JobMojitoAuthError as exc:
             return False, f"Authentication failed: {exc}"
         except JobMojitoUnavailableError as exc:
@@ -451,13 +467,7 @@ class JobMojitoHook(BaseHook):
         return True, f"Connected to {settings.base_url}: the access token was accepted{seen}."
 
 
-def _shape_of(answer: dict[str, Any], secrets: Iterable[str]) -> str:
-    """The keys of an answer, and its ``error`` text scrubbed: never other values, which could be
-    secret."""
-    keys = ", ".join(sorted(answer)[:10]) or "no keys"
-    error = scrub(answer.get("error"), secrets) if isinstance(answer.get("error"), str) else None
-    text = f": error {error[:200]!r}" if error else ""
-    return f"{{{keys}}}{text}"
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 
 async def _get_async_connection(conn_id: str) -> Any:
