@@ -38,7 +38,9 @@ class Log:
 
 def endpoints_for(api_url: str, *, password: str, login: str = "", **overrides: Any) -> Endpoints:
     """The endpoints of a connection to ``api_url``, with a backoff without randomness."""
-    settings = HookSettings.resolve(host=api_url, login=login, password=password, extras={}, overrides=overrides)
+    settings = HookSettings.resolve(
+        host=api_url, login=login, password=password, extras={}, overrides=overrides
+    )
     policy = dataclasses.replace(settings.retry, jitter=lambda low, high: high)
     assert isinstance(policy, RetryPolicy)
     settings = dataclasses.replace(settings, retry=policy)

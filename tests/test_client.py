@@ -93,7 +93,9 @@ def test_a_signing_key_in_an_answer_goes_to_on_secret_before_the_answer_is_retur
     endpoints = endpoints_for(sandbox.api_url, password=sandbox.issue_token())
     client, _ = sync_client()
     registered: list[str] = []
-    answer = client.run(endpoints.set_state(StateChange.build(POSITION, None, True)), on_secret=registered.append)
+    answer = client.run(
+        endpoints.set_state(StateChange.build(POSITION, None, True)), on_secret=registered.append
+    )
     assert registered == [answer["embed_signing_key"]]
 
 

@@ -25,6 +25,8 @@ from cryptography.x509.oid import NameOID
 
 from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+from airflow_provider_jobmojito.validation import StateChange
+from tests.drivers import endpoints_for, run_async
 
 POSITION = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 
@@ -140,6 +142,37 @@ def test_the_ca_bundle_from_the_environment_is_trusted(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files["ca"]))
     hook = JobMojitoHook(jobmojito_conn(host=url, password="opaque-token"))
     assert hook.set_interview_state(POSITION, status="active") == {"success": True}
+    assert received == [
+        {
+            "path": "/functions/v1/job-interview-set-state",
+            "json": {"position_id": POSITION, "status": "active"},
+        }
+    ]
+
+
+def test_the_async_driver_refuses_a_certificate_from_an_unknown_ca_too(
+    tls_api: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, received = tls_api
+    endpoints = endpoints_for(url, password="opaque-token")
+    with pytest.raises(JobMojitoConfigError, match="CERTIFICATE_VERIFY_FAILED"):
+        run_async(endpoints.set_state(StateChange.build(POSITION, "active")))
+    assert received == []
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_the_async_driver_trusts_the_ca_bundle_requests_would(
+    tls_api: tuple[str, list[dict[str, Any]]],
+    tls_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+) -> None:
+    url, received = tls_api
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests reads the first one set
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, str(tls_files["ca"]))
+    endpoints = endpoints_for(url, password="opaque-token")
+    assert run_async(endpoints.set_state(StateChange.build(POSITION, "active"))) == {"success": True}
     assert received == [
         {
             "path": "/functions/v1/job-interview-set-state",

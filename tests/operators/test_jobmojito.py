@@ -496,23 +496,24 @@ class TestBulk:
     def test_on_kill_stops_sending_and_the_results_name_what_was_not_sent(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+        from airflow_provider_jobmojito.client import JobMojitoClient
 
         ids = [str(uuid.uuid4()) for _ in range(40)]
         jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in ids])
         jobmojito_conn()
         operator = SetInterviewStateOperator(task_id="t", position_ids=ids, status="archived", max_workers=2)
-        original, calls, lock = JobMojitoHook.apply, [], threading.Lock()
+        original, changed, lock = JobMojitoClient.run, [], threading.Lock()
 
-        def apply(hook: JobMojitoHook, change: Any, **kwargs: Any) -> dict[str, Any]:
-            answer = original(hook, change, **kwargs)
-            with lock:
-                calls.append(change)
-                if len(calls) == 3:
-                    operator.on_kill()  # as Airflow calls it on SIGTERM, while the task runs
-            return answer
+        def run(client: JobMojitoClient, plan: Any, **kwargs: Any) -> Any:
+            result = original(client, plan, **kwargs)
+            if isinstance(result, dict):  # a set-state answer (getting the token returns a string)
+                with lock:
+                    changed.append(result)
+                    if len(changed) == 3:
+                        operator.on_kill()  # as Airflow calls it on SIGTERM, while the task runs
+            return result
 
-        monkeypatch.setattr(JobMojitoHook, "apply", apply)
+        monkeypatch.setattr(JobMojitoClient, "run", run)
         ti = mock.MagicMock()
         with pytest.raises(JobMojitoBulkError):
             operator.execute(context={"ti": ti})  # type: ignore[arg-type]
