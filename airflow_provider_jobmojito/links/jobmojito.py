@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink
 
+from airflow_provider_jobmojito.xcom import XCOM_EMBED_URL
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
 
@@ -28,8 +30,6 @@ class EmbeddedInterviewLink(BaseOperatorLink):
         # Imported here: XCom's import is the Task SDK's on Airflow 3 and the ORM's on Airflow 2,
         # and the operators module (which imports this one) stays light to parse.
         from airflow.providers.common.compat.sdk import XCom
-
-        from airflow_provider_jobmojito.operators.jobmojito import XCOM_EMBED_URL
 
         url = XCom.get_value(ti_key=ti_key, key=XCOM_EMBED_URL)
         return url if isinstance(url, str) else ""

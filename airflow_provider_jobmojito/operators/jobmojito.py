@@ -21,6 +21,18 @@ from airflow_provider_jobmojito.validation import (
     require_a_change,
 )
 
+# Defined in xcom.py, which the link reads too, so that it need not import this module (which
+# imports the link); users import them from here, as since 1.0.0: see __all__.
+from airflow_provider_jobmojito.xcom import (
+    XCOM_EMBED_ID,
+    XCOM_EMBED_IDS,
+    XCOM_EMBED_SIGNING_KEY,
+    XCOM_EMBED_SIGNING_KEYS,
+    XCOM_EMBED_URL,
+    XCOM_EMBED_URLS,
+    XCOM_RESULTS,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
@@ -29,15 +41,20 @@ if TYPE_CHECKING:
     from airflow_provider_jobmojito.bulk import StateChangeResult
     from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 
-#: XCom keys pushed when the API returns embed keys.
-XCOM_EMBED_ID = "embed_id"
-XCOM_EMBED_SIGNING_KEY = "embed_signing_key"
-XCOM_EMBED_URL = "embed_url"
-#: XCom keys pushed by a bulk task (``position_ids``): dicts by position id, and every result.
-XCOM_EMBED_IDS = "embed_ids"
-XCOM_EMBED_SIGNING_KEYS = "embed_signing_keys"
-XCOM_EMBED_URLS = "embed_urls"
-XCOM_RESULTS = "results"
+# The public names; the XCom keys are imported, so without __all__ type checkers would not
+# count them as this module's (mypy's strict no_implicit_reexport).
+__all__ = [
+    "MAP_INDEX_TEMPLATE",
+    "XCOM_EMBED_ID",
+    "XCOM_EMBED_IDS",
+    "XCOM_EMBED_SIGNING_KEY",
+    "XCOM_EMBED_SIGNING_KEYS",
+    "XCOM_EMBED_URL",
+    "XCOM_EMBED_URLS",
+    "XCOM_RESULTS",
+    "EmbedOperator",
+    "SetInterviewStateOperator",
+]
 
 #: Mapped instances are labelled by the position they change (or how many, in bulk).
 MAP_INDEX_TEMPLATE = "{{ task.position_label }}"

@@ -21,7 +21,7 @@ from .state import (
 from .tokens import TokenError
 
 if TYPE_CHECKING:
-    from .app import Route, SandboxApp
+    from .context import Route, SandboxContext
 
 _SET_STATE_KEYS = frozenset({"position_id", "status", "is_embedded"})
 #: ASCII digits only (``\d`` also matches other scripts' digits, which ``int`` accepts), and few
@@ -86,7 +86,7 @@ def _unprocessable(error: ValidationError) -> Response:
     return json_response(422, error.body())
 
 
-def check_credentials(app: SandboxApp, request: Request) -> Response | None:
+def check_credentials(app: SandboxContext, request: Request) -> Response | None:
     """The 401 a request must get before any routing, or ``None`` when it may proceed.
 
     API routes need a valid, unexpired bearer JWT. Auth routes need the ``apikey`` header only
@@ -128,7 +128,7 @@ def _set_state_body(request: Request) -> tuple[str, str | None, bool | None]:
     return position_id, status, is_embedded
 
 
-def set_state(app: SandboxApp, request: Request) -> Response:
+def set_state(app: SandboxContext, request: Request) -> Response:
     """``POST /functions/v1/job-interview-set-state``."""
     try:
         position_id, status, is_embedded = _set_state_body(request)
@@ -141,7 +141,7 @@ def set_state(app: SandboxApp, request: Request) -> Response:
         return json_response(500, {"error": f"Could not resolve interview or position {position_id}."})
 
 
-def get_position(app: SandboxApp, request: Request) -> Response:
+def get_position(app: SandboxContext, request: Request) -> Response:
     """``GET /functions/v1/job-interview-get?position_id=...``; never shows embed credentials."""
     try:
         position_id = canonical_uuid(request.query.get("position_id"), "position_id")
@@ -201,7 +201,7 @@ def _list_row(position: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def list_positions(app: SandboxApp, request: Request) -> Response:
+def list_positions(app: SandboxContext, request: Request) -> Response:
     """``GET /functions/v1/merchant-interview-list``, newest ``updated_at`` first.
 
     ``show_public``, ``show_demo`` and ``filter_emoji`` are validated but change nothing: the
@@ -236,7 +236,7 @@ def _grant_error(error: str, description: str) -> Response:
     return json_response(400, {"error": error, "error_description": description})
 
 
-def password_grant(app: SandboxApp, request: Request) -> Response:
+def password_grant(app: SandboxContext, request: Request) -> Response:
     """``POST /auth/v1/token?grant_type=password``, answered as Supabase (GoTrue) does.
 
     As in GoTrue, the rate limit comes after the grant type check and before the body is read,
@@ -252,7 +252,7 @@ def password_grant(app: SandboxApp, request: Request) -> Response:
     return response
 
 
-def _password_grant(app: SandboxApp, request: Request) -> Response:
+def _password_grant(app: SandboxContext, request: Request) -> Response:
     try:
         body = request.json()
     except ValueError:

@@ -13,7 +13,7 @@ from .messages import json_response
 from .state import UnknownPositionError, ValidationError, canonical_uuid, check_status, parse_seed
 
 if TYPE_CHECKING:
-    from .app import Route, SandboxApp
+    from .context import Route, SandboxContext
     from .messages import Request, Response
 
 
@@ -24,7 +24,7 @@ def _body(request: Request) -> Any:
         raise ValidationError("body", "Body must be JSON.") from None
 
 
-def seed_positions(app: SandboxApp, request: Request) -> Response:
+def seed_positions(app: SandboxContext, request: Request) -> Response:
     """``POST /_sandbox/positions``: add or overwrite positions."""
     try:
         positions = parse_seed(_body(request))
@@ -33,12 +33,12 @@ def seed_positions(app: SandboxApp, request: Request) -> Response:
     return json_response(200, {"positions": app.store.seed(positions)})
 
 
-def list_positions(app: SandboxApp, _request: Request) -> Response:
+def list_positions(app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/positions``: every position, embed credentials included."""
     return json_response(200, {"positions": app.store.all()})
 
 
-def get_position(app: SandboxApp, request: Request) -> Response:
+def get_position(app: SandboxContext, request: Request) -> Response:
     """``GET /_sandbox/positions/<id>``."""
     try:
         position_id = canonical_uuid(request.path.rsplit("/", 1)[1], "id")
@@ -47,7 +47,7 @@ def get_position(app: SandboxApp, request: Request) -> Response:
         return json_response(404, {"error": "No such position."})
 
 
-def set_position_status(app: SandboxApp, request: Request) -> Response:
+def set_position_status(app: SandboxContext, request: Request) -> Response:
     """``POST /_sandbox/positions/<id>/status`` ``{"status": ...}``: change a status as JobMojito's
     admin app does (a recruiter closing a position), not through set-state; moves ``updated_at``.
 
@@ -73,24 +73,24 @@ def set_position_status(app: SandboxApp, request: Request) -> Response:
         return json_response(404, {"error": "No such position."})
 
 
-def list_requests(app: SandboxApp, _request: Request) -> Response:
+def list_requests(app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/requests``: the API and auth requests received, secrets redacted."""
     return json_response(200, {"requests": app.log.entries()})
 
 
-def clear_requests(app: SandboxApp, _request: Request) -> Response:
+def clear_requests(app: SandboxContext, _request: Request) -> Response:
     """``DELETE /_sandbox/requests``."""
     app.log.clear()
     return json_response(200, {"ok": True})
 
 
-def reset(app: SandboxApp, _request: Request) -> Response:
+def reset(app: SandboxContext, _request: Request) -> Response:
     """``POST /_sandbox/reset``: forget positions, requests, faults and sign-in counts."""
     app.reset()
     return json_response(200, {"ok": True})
 
 
-def add_faults(app: SandboxApp, request: Request) -> Response:
+def add_faults(app: SandboxContext, request: Request) -> Response:
     """``POST /_sandbox/faults``: queue one fault, or a list of them (all or none)."""
     try:
         body = _body(request)
@@ -103,18 +103,18 @@ def add_faults(app: SandboxApp, request: Request) -> Response:
     return json_response(200, {"faults": app.faults.pending()})
 
 
-def list_faults(app: SandboxApp, _request: Request) -> Response:
+def list_faults(app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/faults``: the queue, head first."""
     return json_response(200, {"faults": app.faults.pending()})
 
 
-def clear_faults(app: SandboxApp, _request: Request) -> Response:
+def clear_faults(app: SandboxContext, _request: Request) -> Response:
     """``DELETE /_sandbox/faults``."""
     app.faults.clear()
     return json_response(200, {"ok": True})
 
 
-def issue_token(app: SandboxApp, request: Request) -> Response:
+def issue_token(app: SandboxContext, request: Request) -> Response:
     """``POST /_sandbox/tokens``: mint a token without signing in (body optional)."""
     try:
         body = _body(request) if request.body else {}
@@ -131,23 +131,23 @@ def issue_token(app: SandboxApp, request: Request) -> Response:
     return json_response(200, issued.grant())
 
 
-def sign_in_counts(app: SandboxApp, _request: Request) -> Response:
+def sign_in_counts(app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/sign-ins``: ``{total, succeeded, failed, refused}`` password-grant attempts."""
     return json_response(200, app.sign_ins.counts())
 
 
-def clear_sign_ins(app: SandboxApp, _request: Request) -> Response:
+def clear_sign_ins(app: SandboxContext, _request: Request) -> Response:
     """``DELETE /_sandbox/sign-ins``: zero the counts and refill every bucket."""
     app.sign_ins.reset()
     return json_response(200, {"ok": True})
 
 
-def sign_in_limit(app: SandboxApp, _request: Request) -> Response:
+def sign_in_limit(app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/sign-in-limit``: ``{enabled, capacity, refill_per_second}``."""
     return json_response(200, app.sign_ins.settings())
 
 
-def configure_sign_in_limit(app: SandboxApp, request: Request) -> Response:
+def configure_sign_in_limit(app: SandboxContext, request: Request) -> Response:
     """``POST /_sandbox/sign-in-limit``: change any of ``enabled``, ``capacity`` and
     ``refill_per_second``; every bucket starts full again. Answers the settings."""
     try:
@@ -168,7 +168,7 @@ def configure_sign_in_limit(app: SandboxApp, request: Request) -> Response:
     return json_response(200, settings)
 
 
-def health(_app: SandboxApp, _request: Request) -> Response:
+def health(_app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/health``."""
     return json_response(200, {"ok": True})
 

@@ -129,3 +129,24 @@ def test_the_operators_carry_the_link() -> None:
     for operator in (EmbedOperator, SetInterviewStateOperator):
         assert [type(link) for link in operator.operator_extra_links] == [EmbeddedInterviewLink]
     assert EmbeddedInterviewLink().name == LINK
+
+
+def test_the_xcom_keys_are_still_the_operators_module_s() -> None:
+    # They live in airflow_provider_jobmojito.xcom (so the link need not import the operators);
+    # 1.0.0 documented them in the operators module, and they stay importable and public there.
+    from airflow_provider_jobmojito import xcom
+    from airflow_provider_jobmojito.operators import jobmojito as operators
+
+    keys = {name: value for name, value in vars(xcom).items() if name.startswith("XCOM_")}
+    assert keys == {
+        "XCOM_EMBED_ID": "embed_id",
+        "XCOM_EMBED_SIGNING_KEY": "embed_signing_key",
+        "XCOM_EMBED_URL": "embed_url",
+        "XCOM_EMBED_IDS": "embed_ids",
+        "XCOM_EMBED_SIGNING_KEYS": "embed_signing_keys",
+        "XCOM_EMBED_URLS": "embed_urls",
+        "XCOM_RESULTS": "results",
+    }
+    for name, value in keys.items():
+        assert getattr(operators, name) == value
+        assert name in operators.__all__
