@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_jobmojito import connection
+from airflow_provider_jobmojito import connection, get_provider_info
 from airflow_provider_jobmojito.connection import (
     EXTRAS,
     MAX_RETRIES,
@@ -125,6 +125,15 @@ class TestTheFormOnAirflow32AndLater:
         example = json.loads(UI_FIELD_BEHAVIOUR["placeholders"]["extra"])
         assert example == {name: DEFAULTS[name] for name in example}
         assert all(EXTRAS[name].read(value) == value for name, value in example.items())
+
+    def test_the_provider_info_gives_copies_of_the_declared_form(self) -> None:
+        (conn_type,) = get_provider_info()["connection-types"]
+        assert conn_type["conn-fields"] == conn_fields()
+        assert conn_type["ui-field-behaviour"] == UI_FIELD_BEHAVIOUR
+        conn_type["conn-fields"]["timeout"]["label"] = "changed"
+        conn_type["ui-field-behaviour"]["hidden-fields"].append("login")
+        assert conn_fields()["timeout"]["label"] == "Timeout (s)"
+        assert UI_FIELD_BEHAVIOUR["hidden-fields"] == ["schema", "port"]
 
 
 class TestTheFormOnAirflow211To31:
