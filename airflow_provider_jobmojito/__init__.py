@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 __version__ = "1.0.0"
@@ -12,11 +13,16 @@ DEFAULT_API_URL = "https://cool.jobmojito.com/functions/v1"
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
-    The connection form is declared here (``conn-fields`` and ``ui-field-behaviour``) so that the
+    The connection form is given here (``conn-fields`` and ``ui-field-behaviour``) so that the
     API server builds it without importing the hook (Airflow 3.2 and later). Airflow 2.11 to 3.1
-    build it from the hook's ``get_connection_form_widgets()`` and ``get_ui_field_behaviour()``,
-    which derive it from the same two constants below.
+    build it from the hook's ``get_connection_form_widgets()`` and ``get_ui_field_behaviour()``.
+    Both are derived from the one declaration of the extras in
+    :mod:`airflow_provider_jobmojito.connection`.
     """
+    # Imported here: the module needs this package's DEFAULT_API_URL, and stays unloaded until
+    # Airflow asks. Like this package, it imports nothing from Airflow.
+    from airflow_provider_jobmojito import connection
+
     return {
         "package-name": "airflow-provider-jobmojito",
         "name": "JobMojito",
@@ -59,65 +65,23 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "jobmojito",
                 "hook-class-name": "airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook",
                 "hook-name": "JobMojito",
-                "ui-field-behaviour": _UI_FIELD_BEHAVIOUR,
-                "conn-fields": _CONN_FIELDS,
+                # A copy: whoever reads the provider info may change it without changing ours.
+                "ui-field-behaviour": copy.deepcopy(connection.UI_FIELD_BEHAVIOUR),
+                "conn-fields": connection.conn_fields(),
             }
         ],
     }
 
 
-#: The connection form's standard fields: hidden, relabelled, with placeholders.
-_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
-    "relabeling": {
-        "host": "API base URL",
-        "login": "Sign-in e-mail",
-        "password": "Access token or password",
-    },
-    "placeholders": {
-        "host": DEFAULT_API_URL,
-        "login": "Leave empty to use an access token",
-        "password": "Access token (JWT), or the password of the sign-in e-mail",
-        "extra": '{"timeout": 30, "max_retries": 5}',
-    },
-}
+def __getattr__(name: str) -> Any:
+    """Transitional, until the hook's legacy form classmethods call
+    ``connection.form_widgets()`` and ``connection.ui_field_behaviour()``: they still import
+    ``_CONN_FIELDS`` and ``_UI_FIELD_BEHAVIOUR`` from here. Remove this function then.
 
-#: The connection form's extra fields, one per extra the hook reads (conn.extra_dejson[name]).
-_CONN_FIELDS: dict[str, Any] = {
-    "timeout": {
-        "label": "Timeout (s)",
-        "description": "Seconds to wait for each attempt of an HTTP call (default 30).",
-        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
-    },
-    "max_retries": {
-        "label": "Max retries",
-        "description": "Retries of connection errors, timeouts, 408, 429, 502, 503 and 504 (default 5).",
-        "schema": {"type": ["integer", "null"], "minimum": 0},
-    },
-    "backoff_factor": {
-        "label": "Backoff factor (s)",
-        "description": "Base of the exponential backoff between retries, with full jitter (default 0.5).",
-        "schema": {"type": ["number", "null"], "minimum": 0},
-    },
-    "backoff_max": {
-        "label": "Backoff max (s)",
-        "description": "Longest wait between retries; a longer Retry-After ends the retries (default 30).",
-        "schema": {"type": ["number", "null"], "minimum": 0},
-    },
-    "supabase_url": {
-        "label": "Supabase URL",
-        "description": "Sign-in mode only: the Supabase project URL (default: the API host's origin).",
-        "schema": {"type": ["string", "null"]},
-    },
-    "supabase_anon_key": {
-        "label": "Supabase anon key",
-        "description": "Sign-in mode only: sent as the apikey header when set.",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
-    "embed_base_url": {
-        "label": "Embed base URL",
-        "description": "Base of the iframe URL built from an embed_id "
-        "(default https://try.interviewmojito.com/embed).",
-        "schema": {"type": ["string", "null"]},
-    },
-}
+    :param name: the attribute not found in this module.
+    """
+    if name not in ("_CONN_FIELDS", "_UI_FIELD_BEHAVIOUR"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from airflow_provider_jobmojito import connection
+
+    return connection.conn_fields() if name == "_CONN_FIELDS" else connection.UI_FIELD_BEHAVIOUR

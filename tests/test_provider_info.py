@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from airflow_provider_jobmojito import __version__, get_provider_info
-from airflow_provider_jobmojito.settings import EXTRAS
+from airflow_provider_jobmojito.connection import EXTRAS
 from tests.conftest import AIRFLOW_V3, AIRFLOW_VERSION
 
 HOOK = "airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook"

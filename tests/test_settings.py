@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_jobmojito import DEFAULT_API_URL
+from airflow_provider_jobmojito.connection import EXTRAS
 from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
-from airflow_provider_jobmojito.settings import EXTRAS, HookSettings
+from airflow_provider_jobmojito.settings import HookSettings
 
 
 def resolve(host: str | None = None, extras: dict[str, Any] | None = None, **overrides: Any) -> HookSettings:

@@ -310,16 +310,15 @@ def _check_push_signing_key(value: object) -> None:
 
 
 def _check_hook_params(value: object) -> None:
-    from airflow_provider_jobmojito.settings import EXTRAS
+    from airflow_provider_jobmojito.connection import EXTRAS
 
     if not isinstance(value, dict):
         raise ValueError(f"hook_params must be a dict of hook arguments; got {type(value).__name__}.")
     for name, setting in value.items():
         if name not in EXTRAS:
             raise ValueError(f"hook_params has an unknown argument {name!r}; known: {', '.join(EXTRAS)}.")
-        parse, _ = EXTRAS[name]
         if setting is not None:
-            parse(f"hook_params[{name!r}]", setting)
+            EXTRAS[name].parse(f"hook_params[{name!r}]", setting)
 
 
 #: The check of each argument whose literal value can be known when the DAG is parsed.
