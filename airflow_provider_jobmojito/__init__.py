@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from airflow_provider_jobmojito import connection
+from airflow_provider_jobmojito.connection import DEFAULT_API_URL
+
 __version__ = "1.0.0"
 
-DEFAULT_API_URL = "https://cool.jobmojito.com/functions/v1"
+__all__ = ["DEFAULT_API_URL", "__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -19,10 +22,6 @@ def get_provider_info() -> dict[str, Any]:
     Both are derived from the one declaration of the extras in
     :mod:`airflow_provider_jobmojito.connection`.
     """
-    # Imported here: the module needs this package's DEFAULT_API_URL, and stays unloaded until
-    # Airflow asks. Like this package, it imports nothing from Airflow.
-    from airflow_provider_jobmojito import connection
-
     return {
         "package-name": "airflow-provider-jobmojito",
         "name": "JobMojito",
@@ -71,17 +70,3 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional, until the hook's legacy form classmethods call
-    ``connection.form_widgets()`` and ``connection.ui_field_behaviour()``: they still import
-    ``_CONN_FIELDS`` and ``_UI_FIELD_BEHAVIOUR`` from here. Remove this function then.
-
-    :param name: the attribute not found in this module.
-    """
-    if name not in ("_CONN_FIELDS", "_UI_FIELD_BEHAVIOUR"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from airflow_provider_jobmojito import connection
-
-    return connection.conn_fields() if name == "_CONN_FIELDS" else connection.UI_FIELD_BEHAVIOUR

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_jobmojito import exceptions
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
     JobMojitoError,
     JobMojitoUnavailableError,
     first_of,
 )
+from airflow_provider_jobmojito.masking import SecretBatch
 from airflow_provider_jobmojito.retry import Stop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from airflow_provider_jobmojito.client import JobMojitoClient
+    from airflow_provider_jobmojito.endpoints import Endpoints
     from airflow_provider_jobmojito.validation import StateChange
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,44 @@ class StateChangeResult:
     @classmethod
     def failed(cls, position_id: str, error: JobMojitoError) -> StateChangeResult:
         return cls(position_id, False, None, error)
+
+
+def change_all(
+    client: JobMojitoClient,
+    endpoints: Endpoints,
+    changes: Sequence[StateChange],
+    *,
+    workers: int,
+    stop: Stop,
+    log: Any,
+) -> list[StateChangeResult]:
+    """Set every change through ``client``, ``workers`` calls at a time: what the hook's
+    :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.set_interview_states` does.
+
+    A token is got once, before the threads start: a missing, expired or refused credential
+    fails the whole call there instead of once per position. The signing keys are registered with
+    the secret masker together, once every position was attempted (one regex compile, not one per
+    key), and before the results are returned or raised: nothing logs a key before then.
+
+    :param stop: cancelled by the hook's ``cancel()``; its breaker trips when the API is down.
+    :param log: where the summary and the failures are logged (the hook's logger).
+    :raises JobMojitoBulkError: after every position was attempted, when any failed.
+    """
+    client.run(endpoints.authenticate(stop))
+    log.info("Setting %d position(s) -> %s, %d call(s) at a time.", len(changes), changes[0].summary, workers)
+    started = time.monotonic()
+    with SecretBatch() as signing_keys:
+
+        def apply(change: StateChange) -> dict[str, Any]:
+            return client.run(endpoints.set_state(change, stop=stop), on_secret=signing_keys.add)
+
+        results = apply_all(changes, apply, max_workers=workers, stop=stop)
+    failed = [result for result in results if not result.ok]
+    if failed:
+        log.error("%s", failure_report(failed, len(results)))
+        raise exceptions.JobMojitoBulkError.from_results(results)
+    log.info("Changed %d position(s) in %.2f s.", len(results), time.monotonic() - started)
+    return results
 
 
 def apply_all(
@@ -202,4 +245,4 @@ def failure_report(failed: Sequence[StateChangeResult], total: int) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["StateChangeResult", "apply_all", "failure_report"]
+__all__ = ["StateChangeResult", "apply_all", "change_all", "failure_report"]

@@ -24,10 +24,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 from urllib.parse import urlsplit
 
-from airflow_provider_jobmojito import DEFAULT_API_URL
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+
+#: Where the API is when the connection's host is empty: production.
+DEFAULT_API_URL: Final = "https://cool.jobmojito.com/functions/v1"
 
 #: The longest wait any setting may ask for: a day is plenty for one HTTP call or one backoff,
 #: and larger numbers overflow the socket and thread APIs they end up in.

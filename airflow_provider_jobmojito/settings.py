@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_jobmojito import DEFAULT_API_URL
-from airflow_provider_jobmojito.connection import EXTRAS, parse_header_secret, parse_url
+from airflow_provider_jobmojito.connection import DEFAULT_API_URL, EXTRAS, parse_header_secret, parse_url
 from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
 from airflow_provider_jobmojito.retry import RetryPolicy
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import platform
-import time
 import warnings
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -21,18 +20,17 @@ from urllib.parse import urlencode
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_jobmojito import __version__
+from airflow_provider_jobmojito import __version__, connection
 from airflow_provider_jobmojito.auth import TokenProvider
-from airflow_provider_jobmojito.bulk import StateChangeResult, apply_all, failure_report
+from airflow_provider_jobmojito.bulk import StateChangeResult, change_all
 from airflow_provider_jobmojito.client import JobMojitoClient
 from airflow_provider_jobmojito.endpoints import Endpoints
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
-    JobMojitoBulkError,
     JobMojitoError,
     JobMojitoUnavailableError,
 )
-from airflow_provider_jobmojito.masking import SecretBatch, mask
+from airflow_provider_jobmojito.masking import mask
 from airflow_provider_jobmojito.retry import Stop
 from airflow_provider_jobmojito.settings import HookSettings
 from airflow_provider_jobmojito.transport import JobMojitoSession, PooledAdapter, RequestsTransport
@@ -69,16 +67,11 @@ class JobMojitoHook(BaseHook):
     static access token (a Supabase JWT), or, when login holds an e-mail, that account's password:
     the hook then signs in and caches the access token for the process.
 
-    Keyword arguments override the connection extras of the same name.
+    Keyword arguments override the connection extras of the same name (checked by name when
+    the hook is built, by value when it first reads the connection).
 
     :param jobmojito_conn_id: the Airflow connection to use.
-    :param timeout: seconds to wait for each attempt of an HTTP call (default 30).
-    :param max_retries: retries of transient failures after the first attempt (default 5).
-    :param backoff_factor: seconds; the cap of the first backoff, doubling per retry (default 0.5).
-    :param backoff_max: seconds; the longest backoff, and the longest ``Retry-After`` obeyed (default 30).
-    :param supabase_url: sign-in mode: the Supabase project URL (default: the API host's origin).
-    :param supabase_anon_key: sign-in mode: sent as the ``apikey`` header.
-    :param embed_base_url: the base of iframe URLs built by :meth:`embed_url`.
+    :param logger_name: the name of the hook's logger (Airflow's ``BaseHook`` argument).
     """
 
     conn_name_attr = "jobmojito_conn_id"
@@ -88,75 +81,27 @@ class JobMojitoHook(BaseHook):
 
     # -- the connection form (Airflow 2.11 to 3.1) -----------------------------------------------
     # Airflow 3.2 and later build the form from ``conn-fields`` and ``ui-field-behaviour`` in the
-    # provider info and never call these two; older lines call them. Both forms are derived from
-    # the same constants in ``airflow_provider_jobmojito``. wtforms and flask_appbuilder are
-    # imported here, not at module level: workers and a plain Airflow 3 install have neither.
+    # provider info and never call these two; older lines call them. Both come from the one
+    # declaration of the extras (:mod:`~airflow_provider_jobmojito.connection`).
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The extra fields of the connection form, as wtforms fields (Airflow 2.11 to 3.1)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from wtforms import IntegerField, PasswordField, StringField
-        from wtforms.validators import NumberRange, Optional
-
-        from airflow_provider_jobmojito import _CONN_FIELDS
-
-        widgets: dict[str, Any] = {}
-        for name, field in _CONN_FIELDS.items():
-            schema = field["schema"]
-            label, description = field["label"], field.get("description", "")
-            if schema.get("format") == "password":
-                widgets[name] = PasswordField(label, description=description, widget=BS3PasswordFieldWidget())
-            elif "integer" in schema["type"]:
-                widgets[name] = IntegerField(
-                    label,
-                    description=description,
-                    validators=[Optional(), NumberRange(min=schema.get("minimum"))],
-                    widget=BS3TextFieldWidget(),
-                )
-            else:
-                # Airflow 2's form allows no FloatField: a number is typed as text, and the hook
-                # casts and checks it (a URI connection's extras are strings anyway).
-                widgets[name] = StringField(label, description=description, widget=BS3TextFieldWidget())
-        return widgets
+        return connection.form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden, relabelled and placeholder standard fields of the form (Airflow 2.11 to 3.1)."""
-        import copy
-
-        from airflow_provider_jobmojito import _UI_FIELD_BEHAVIOUR
-
-        # The provider info spells the keys in kebab-case ("hidden-fields"), these in snake_case.
-        return {key.replace("-", "_"): copy.deepcopy(value) for key, value in _UI_FIELD_BEHAVIOUR.items()}
+        return connection.ui_field_behaviour()
 
     def __init__(
-        self,
-        jobmojito_conn_id: str = default_conn_name,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        backoff_factor: float | None = None,
-        backoff_max: float | None = None,
-        supabase_url: str | None = None,
-        supabase_anon_key: str | None = None,
-        embed_base_url: str | None = None,
-        **kwargs: Any,
+        self, jobmojito_conn_id: str = default_conn_name, *, logger_name: str | None = None, **overrides: Any
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(logger_name=logger_name)
         self.jobmojito_conn_id = jobmojito_conn_id
         # Only remembered here: the connection is read on first use, never at DAG parse time.
-        self._overrides: dict[str, Any] = {
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "backoff_factor": backoff_factor,
-            "backoff_max": backoff_max,
-            "supabase_url": supabase_url,
-            "supabase_anon_key": supabase_anon_key,
-            "embed_base_url": embed_base_url,
-        }
-        # What the running set_interview_states call shares to stop (cancel() sets it); None
-        # between calls, so a cancel with nothing running stops no later call.
+        self._overrides = connection.check_overrides(overrides)
+        # The running bulk change's stop (cancel() sets it); None between calls: no later call stops.
         self._bulk_stop: Stop | None = None
         self._async_side: tuple[Endpoints, AsyncJobMojitoClient] | None = None
         self._async_side_lock: asyncio.Lock | None = None
@@ -179,8 +124,7 @@ class JobMojitoHook(BaseHook):
             overrides=self._overrides,
         )
         for secret in (settings.password, settings.supabase_anon_key):
-            if secret:
-                mask(secret)
+            mask(secret or "")  # nothing to mask when unset
         return settings
 
     @property
@@ -250,10 +194,9 @@ class JobMojitoHook(BaseHook):
 
     async def aclose(self) -> None:
         """Close the async driver's connections."""
-        if self._async_side is not None:
-            _, client = self._async_side
-            self._async_side = None
-            await client.aclose()
+        side, self._async_side = self._async_side, None
+        if side is not None:
+            await side[1].aclose()
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -344,36 +287,12 @@ class JobMojitoHook(BaseHook):
         # Created before anything is sent, so that a cancel during the sign-in is not lost.
         self._bulk_stop = stop = Stop(threshold)
         try:
-            return self._apply_all(changes, min(workers, len(changes)), stop)
+            workers = min(workers, len(changes))
+            endpoints = self.endpoints  # the connection is read here, before any thread starts
+            self._transport.ensure_pool(self.base_url, workers)
+            return change_all(self.client, endpoints, changes, workers=workers, stop=stop, log=self.log)
         finally:
             self._bulk_stop = None
-
-    def _apply_all(self, changes: Sequence[StateChange], workers: int, stop: Stop) -> list[StateChangeResult]:
-        # Read the connection and get a token once, before the threads start: a missing, expired
-        # or refused credential fails the whole call here instead of once per position.
-        client, endpoints = self.client, self.endpoints
-        client.run(endpoints.authenticate(stop))
-        self._transport.ensure_pool(self.base_url, workers)
-        self.log.info(
-            "Setting %d position(s) -> %s, %d call(s) at a time.", len(changes), changes[0].summary, workers
-        )
-        started = time.monotonic()
-        # The signing keys are registered with the secret masker together, once every position
-        # was attempted (one regex compile, not one per key), and before the results are returned
-        # or raised: nothing logs a key before then.
-        with SecretBatch() as signing_keys:
-
-            def apply(change: StateChange) -> dict[str, Any]:
-                return client.run(endpoints.set_state(change, stop=stop), on_secret=signing_keys.add)
-
-            results = apply_all(changes, apply, max_workers=workers, stop=stop)
-        failed = [result for result in results if not result.ok]
-        if failed:
-            self.log.error("%s", failure_report(failed, len(results)))
-            raise JobMojitoBulkError.from_results(results)
-        elapsed = time.monotonic() - started
-        self.log.info("Changed %d position(s) at %s in %.2f s.", len(results), self.base_url, elapsed)
-        return results
 
     def cancel(self) -> None:
         """Stop a running :meth:`set_interview_states` from sending more positions.
@@ -468,6 +387,8 @@ class JobMojitoHook(BaseHook):
 
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+# The extras a keyword argument overrides, documented from their one declaration.
+JobMojitoHook.__doc__ = f"{(JobMojitoHook.__doc__ or '').rstrip()}\n{connection.param_docs('    ')}\n    "
 
 
 async def _get_async_connection(conn_id: str) -> Any:
