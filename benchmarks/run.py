@@ -384,7 +384,7 @@ def deferred_triggers(count: int, interval: float) -> TriggerFigures:
 
         async def first_event(trigger: InterviewStateTrigger) -> str:
             async for event in trigger.run():
-                return str(event.payload["status"])
+                return str(event.payload["outcome"])
             return "none"
 
         async def main() -> tuple[int, int, int, int, list[str]]:

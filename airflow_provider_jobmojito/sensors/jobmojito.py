@@ -15,12 +15,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_jobmojito.exceptions import (
-    JobMojitoArgumentError,
-    JobMojitoError,
-    JobMojitoServerError,
-    JobMojitoUnavailableError,
-)
+from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoError
 from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import is_literal, parse_position_id
 
@@ -32,14 +27,24 @@ if TYPE_CHECKING:
     from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 
 
+class JobMojitoWaitError(JobMojitoError, AirflowFailException):
+    """A deferred wait ended on a permanent API error: the position is gone (404), the credentials
+    are refused... Not retried.
+
+    The triggerer hands the error's message and its :attr:`~JobMojitoError.transient` over, not
+    its class, so this one stands for every permanent kind; its message names the original.
+    """
+
+
 class InterviewStateSensor(BaseSensorOperator):
     """Wait until a JobMojito position's status is one of ``status``.
 
     Reads ``GET job-interview-get`` every ``poke_interval``. Succeeds when the status is one of
     ``status``, returning ``{"position_id", "status"}`` (its XCom return value). Reaching one of
     ``failure_status`` fails the task at once, without Airflow retries; so does a position the API
-    does not know or hides (404). Transient API errors (the API down, throttling) are retried
-    inside a poke and never end the wait early.
+    does not know or hides (404), and any other permanent API error. Transient API errors (the
+    API down, throttling, a 5xx) are retried inside a poke and never end the wait early: the same
+    :attr:`~airflow_provider_jobmojito.exceptions.JobMojitoError.transient` decides in both modes.
 
     With ``deferrable=True`` the wait happens in the triggerer
     (:class:`~airflow_provider_jobmojito.triggers.jobmojito.InterviewStateTrigger`), which frees
@@ -105,7 +110,9 @@ class InterviewStateSensor(BaseSensorOperator):
         position_id, wanted, failure = self._check(literal_only=False)
         try:
             interview = self.hook.get_interview(position_id)
-        except (JobMojitoUnavailableError, JobMojitoServerError) as error:
+        except JobMojitoError as error:
+            if not error.transient:
+                raise  # a permanent error (an AirflowFailException): no retry could fix it
             # The hook already retried; the wait goes on at the next poke.
             self.log.warning("Position %s: %s; poking again in %s s.", position_id, error, self.poke_interval)
             return PokeReturnValue(is_done=False)
@@ -155,18 +162,32 @@ class InterviewStateSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger fired: succeed, or fail as a poke would have."""
-        position_id = event.get("position_id")
-        outcome = event.get("status")
-        if outcome == "success":
-            self.log.info("Position %s is %s.", position_id, event.get("position_status"))
-            return {"position_id": position_id, "status": event.get("position_status")}
-        if outcome == "failure":
-            raise AirflowFailException(
-                f"Position {position_id} reached the failure status {event.get('position_status')!r}."
-            )
-        if outcome == "timeout":
+        """Resume after the trigger fired: succeed, or fail as a poke would have.
+
+        Reads the event as :class:`~airflow_provider_jobmojito.triggers.jobmojito.WaitOutcome`
+        does, so an event fired before an upgrade from 1.0.0 (``"status"`` holding the outcome)
+        resumes the task too. An ``error`` fails the task without Airflow retries
+        (:class:`JobMojitoWaitError`) unless the event says it was transient; 1.0.0 ended a wait
+        only on errors it did not retry, so its error events are permanent.
+        """
+        from airflow_provider_jobmojito.triggers.jobmojito import WaitOutcome
+
+        try:
+            outcome = WaitOutcome.from_event(event)
+        except ValueError as exc:
+            raise JobMojitoError(f"{type(self).__name__} {self.task_id!r}: {exc}") from None
+        position_id, status = outcome.position_id, outcome.status
+        if outcome.outcome == "success":
+            self.log.info("Position %s is %s.", position_id, status)
+            return {"position_id": position_id, "status": status}
+        if outcome.outcome == "failure":
+            raise AirflowFailException(f"Position {position_id} reached the failure status {status!r}.")
+        if outcome.outcome == "timeout":
             raise AirflowSensorTimeout(
-                f"Position {position_id}: the sensor timed out after {self.timeout} s."
+                f"Position {position_id}: the sensor timed out after {self.timeout} s "
+                f"(last read status: {status!r})."
             )
-        raise JobMojitoError(f"Position {position_id}: {event.get('message') or event}")
+        message = f"Position {position_id}: {outcome.message or 'the wait ended on an API error.'}"
+        if outcome.transient:
+            raise JobMojitoError(message)
+        raise JobMojitoWaitError(message)

@@ -1,14 +1,19 @@
 """Triggers that wait for JobMojito: a position reaching a status, and positions entering one.
 
-* :class:`InterviewStateTrigger` backs ``InterviewStateSensor(deferrable=True)``.
+* :class:`InterviewStateTrigger` backs ``InterviewStateSensor(deferrable=True)``; its one event is
+  a :class:`WaitOutcome`.
 * :class:`InterviewStateChangeTrigger` is a ``BaseEventTrigger`` for an ``AssetWatcher``
   (Airflow 3.0 and later): it starts DAG runs when positions enter a status.
 
 Both read the API through the hook's async client (:mod:`~airflow_provider_jobmojito.client_async`):
-the sync hook's retry policy, error mapping and token provider, on httpx. The triggers of one
-connection in one event loop share one hook, so one connection read, one sign-in and one pool of
-connections; sensors waiting with the same poll interval share one list call per interval
-(:class:`_StatusBoard`).
+the sync hook's retry policy, error mapping and token provider, on httpx. What the triggers of one
+event loop share is held by :data:`SHARED_POLLS` (a :class:`SharedPolls`): one hook per connection,
+so one connection read, one sign-in and one pool of connections; and one :class:`_StatusBoard` per
+poll interval, so sensors waiting with the same interval share one list call per interval.
+
+Errors are judged by :attr:`~airflow_provider_jobmojito.exceptions.JobMojitoError.transient`
+alone: a transient one is logged and the wait goes on; a permanent one (a 404, refused
+credentials...) ends it.
 """
 
 from __future__ import annotations
@@ -16,48 +21,110 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jobmojito.exceptions import (
-    JobMojitoError,
-    JobMojitoServerError,
-    JobMojitoUnavailableError,
-)
+from airflow_provider_jobmojito.exceptions import JobMojitoError, JobMojitoUnexpectedAnswerError
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.status import InterviewStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Iterable, Mapping
 
-#: Rows per page of ``merchant-interview-list``: the most the API gives.
-PAGE_SIZE = 1000
-#: Transient: the API is down or throttling; a wait goes on through these.
-_TRANSIENT = (JobMojitoUnavailableError, JobMojitoServerError)
-
-
-_HOOKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, JobMojitoHook]] = (
-    weakref.WeakKeyDictionary()
-)
+#: How an :class:`InterviewStateTrigger`'s wait ended.
+Outcome = Literal["success", "failure", "timeout", "error"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
-def _shared_hook(conn_id: str, hook_params: dict[str, Any]) -> JobMojitoHook:
-    """One hook per connection (and hook arguments) per event loop: triggers share its client."""
-    hooks = _HOOKS.setdefault(asyncio.get_running_loop(), {})
-    key = (conn_id, tuple(sorted(hook_params.items())))
-    hook = hooks.get(key)
-    if hook is None:
-        hook = hooks[key] = JobMojitoHook(conn_id, **hook_params)
-    return hook
+@dataclass(frozen=True)
+class WaitOutcome:
+    """How an :class:`InterviewStateTrigger`'s wait ended: the payload of its one event.
+
+    As an event (:meth:`to_event`)::
+
+        {"outcome": "success" | "failure" | "timeout" | "error",
+         "position_id": str,
+         "status": str | None,      # the position's status, as last read (None: never read)
+         "message": str,            # "error" only: what went wrong, without secrets
+         "transient": bool}         # "error" only: whether the same read may succeed later
+
+    :param outcome: ``success`` (a wanted status was reached), ``failure`` (a failure status was),
+        ``timeout`` (the deadline passed) or ``error`` (an API error ended the wait).
+    :param position_id: the watched position.
+    :param status: the position's status as last read, or ``None`` if it never was.
+    :param message: for ``error``: the error's message (the provider's messages carry no secrets).
+    :param transient: for ``error``: the error's :attr:`~JobMojitoError.transient`; ``None`` when
+        an event of 1.0.0 did not say (see :meth:`from_event`).
+    """
+
+    outcome: Outcome
+    position_id: str
+    status: str | None = None
+    message: str | None = None
+    transient: bool | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        """The event payload (JSON types only: the triggerer stores it)."""
+        event: dict[str, Any] = {
+            "outcome": self.outcome,
+            "position_id": self.position_id,
+            "status": self.status,
+        }
+        if self.message is not None:
+            event["message"] = self.message
+        if self.transient is not None:
+            event["transient"] = self.transient
+        return event
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> WaitOutcome:
+        """Read an event of this shape, or of 1.0.0's, so a task deferred by 1.0.0 resumes after
+        an upgrade.
+
+        1.0.0 fired ``{"status": <the outcome>, "position_id", "position_status"?, "message"?}``:
+        its ``status`` was the outcome and ``position_status`` the position's status.
+
+        :param event: the payload the trigger fired.
+        :raises ValueError: when ``event`` is neither shape (its message names only the keys).
+        """
+        if "outcome" in event:
+            outcome, status = event.get("outcome"), event.get("status")
+        else:  # 1.0.0
+            outcome, status = event.get("status"), event.get("position_status")
+        position_id = event.get("position_id")
+        transient = event.get("transient")
+        message = event.get("message")
+        if (
+            outcome not in OUTCOMES
+            or not isinstance(position_id, str)
+            or not isinstance(status, str | None)
+            or not isinstance(message, str | None)
+            or not isinstance(transient, bool | None)
+        ):
+            keys = ", ".join(sorted(map(str, event)))
+            raise ValueError(f"Not an InterviewStateTrigger event (keys: {keys}).")
+        return cls(outcome, position_id, status, message, transient)
+
+
+#: A round's reading: each watched position's status (``None``: it has none), or its read's error.
+_Statuses = dict[str, str | JobMojitoError | None]
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class _StatusBoard:
     """Reads the status of every watched position with one list call per interval, for all.
 
     ``merchant-interview-list`` answers up to 1,000 positions a page, newest-updated first. A round
-    pages until every watched position was seen (or the list ends); a position the list does not
-    show (another ``type``, or hidden) is read with ``job-interview-get``, so it is still watched.
+    pages (:meth:`JobMojitoHook.aiter_interview_pages`) until every watched position was seen or
+    the list ends; a position the list does not show (another ``type``, or hidden) is read with
+    ``job-interview-get``, so it is still watched, and an error of that read is its position's
+    alone (a 404 ends that position's wait, not its neighbours'). An error of the list call is
+    every waiter's. The board polls only while someone waits.
 
     :param hook: the shared hook of the connection.
     :param interval: seconds between rounds.
@@ -67,23 +134,17 @@ class _StatusBoard:
         self.hook = hook
         self.interval = interval
         self._watchers: dict[str, int] = {}
-        self._round: asyncio.Future[dict[str, str | None] | BaseException] | None = None
+        self._round: asyncio.Future[_Statuses | BaseException] | None = None
         self._ticker: asyncio.Task[None] | None = None
-        #: API calls made, by endpoint: for the benchmark and the tests.
+        #: API answers read, by endpoint (``list``: pages): for the benchmark and the tests.
         self.calls = {"list": 0, "get": 0}
-
-    @classmethod
-    def of(cls, hook: JobMojitoHook, interval: float) -> _StatusBoard:
-        boards: dict[float, _StatusBoard] = hook.__dict__.setdefault("_status_boards", {})
-        board = boards.get(interval)
-        if board is None:
-            board = boards[interval] = cls(hook, interval)
-        return board
+        #: Rounds read so far (each: the list's pages, then a read per position it did not show).
+        self.rounds = 0
 
     async def next_status(self, position_id: str) -> str | None:
         """The position's status as the next round reads it.
 
-        :raises JobMojitoError: what the round's calls raised.
+        :raises JobMojitoError: what the round's list call, or this position's own read, raised.
         """
         # Registered and given the next round's future together (no await between): the ticker
         # takes its snapshot of the watched ids and hands out a new future together too, so a
@@ -102,7 +163,10 @@ class _StatusBoard:
                 del self._watchers[position_id]
         if isinstance(outcome, BaseException):
             raise outcome
-        return outcome.get(position_id)
+        status = outcome.get(position_id)
+        if isinstance(status, JobMojitoError):
+            raise status
+        return status
 
     async def _tick(self) -> None:
         # One round now (the first waiter's), then one per interval while anyone waits.
@@ -110,44 +174,142 @@ class _StatusBoard:
         while self._watchers:
             round_, self._round = self._round, None  # who comes now waits for the next round
             watched = set(self._watchers)
+            self.rounds += 1
             try:
-                outcome: dict[str, str | None] | BaseException = await self._read(watched)
+                outcome: _Statuses | BaseException = await self._read(watched)
             except JobMojitoError as error:
                 outcome = error
-            except Exception as error:  # a bug or an odd answer: no waiter may hang on this round
-                outcome = JobMojitoError(f"Reading the positions' statuses failed: {type(error).__name__}")
+            except Exception as error:  # an odd answer (or a bug): no waiter may hang on this round
+                # Permanent: the same answer would be read the same way next round.
+                outcome = JobMojitoUnexpectedAnswerError(
+                    f"Reading the positions' statuses failed: {type(error).__name__}."
+                )
             if round_ is not None and not round_.done():
                 round_.set_result(outcome)
             await asyncio.sleep(self.interval)
 
-    async def _read(self, watched: set[str]) -> dict[str, str | None]:
-        statuses: dict[str, str | None] = {}
-        offset = 0
-        while watched - statuses.keys():
-            self.calls["list"] += 1
-            page = await self.hook.alist_interviews(limit=PAGE_SIZE, offset=offset)
-            rows = page.get("data") or []
-            for row in rows:
-                position_id = row.get("id") if isinstance(row, dict) else None
-                if isinstance(position_id, str) and position_id in watched:
-                    status = row.get("status")
-                    statuses[position_id] = status if isinstance(status, str) else None
-            pagination = page.get("pagination") or {}
-            if not rows or not pagination.get("has_more"):
-                break
-            offset += len(rows)
+    async def _read(self, watched: set[str]) -> _Statuses:
+        statuses: _Statuses = {}
+        pages = self.hook.aiter_interview_pages()
+        try:
+            async for page in pages:
+                self.calls["list"] += 1
+                for row in page.get("data") or []:
+                    position_id = row.get("id") if isinstance(row, dict) else None
+                    if isinstance(position_id, str) and position_id in watched:
+                        statuses[position_id] = _str_or_none(row.get("status"))
+                if watched <= statuses.keys():
+                    break  # everyone is seen: the later pages are not read
+        finally:
+            # Stopped early, the pager (an async generator) is closed now, not when it is collected.
+            close = getattr(pages, "aclose", None)
+            if close is not None:
+                await close()
         for position_id in watched - statuses.keys():
             self.calls["get"] += 1
-            statuses[position_id] = (await self.hook.aget_interview(position_id)).get("status")
+            try:
+                interview = await self.hook.aget_interview(position_id)
+            except JobMojitoError as error:  # this position's alone: the others' statuses stand
+                statuses[position_id] = error
+            else:
+                statuses[position_id] = _str_or_none(interview.get("status"))
         return statuses
+
+
+class SharedPolls:
+    """What the triggers of one event loop share: a hook per connection, a board per interval.
+
+    Lifecycle:
+
+    * State is kept per running event loop, held weakly by the loop: a triggerer (one loop for all
+      its triggers) has one set, each ``asyncio.run`` of a test its own, and a loop that is closed
+      and collected takes its hooks and boards with it. Every method must be called in a loop.
+    * :meth:`hook` builds the hook of a (connection, hook params) on first use; it then lives as
+      long as the loop, so its async client (one connection read, one sign-in, one pool) serves
+      every trigger of that connection, whenever it starts.
+    * :meth:`board` builds the :class:`_StatusBoard` of a (connection, hook params, interval) on
+      first use, over that hook. A board polls only while a trigger waits on it: its ticker ends
+      after the round in which the last waiter left, and the next waiter starts it again; an idle
+      board costs no calls.
+    * :meth:`aclose` forgets the running loop's hooks and boards and closes the hooks' connections,
+      for a clean shutdown or a test, once no trigger of the loop waits.
+
+    The triggers use the one instance :data:`SHARED_POLLS` (through their ``shared`` attribute).
+    """
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _share(self) -> _LoopShare:
+        return self._loops.setdefault(asyncio.get_running_loop(), _LoopShare())
+
+    def hook(self, conn_id: str, hook_params: Mapping[str, Any]) -> JobMojitoHook:
+        """The running loop's hook of ``conn_id`` with ``hook_params``, built on first use.
+
+        :param conn_id: the Airflow connection.
+        :param hook_params: keyword arguments for the hook.
+        """
+        hooks = self._share().hooks
+        key = (conn_id, _params_key(hook_params))
+        hook = hooks.get(key)
+        if hook is None:
+            hook = hooks[key] = JobMojitoHook(conn_id, **hook_params)
+        return hook
+
+    def board(self, conn_id: str, hook_params: Mapping[str, Any], interval: float) -> _StatusBoard:
+        """The running loop's status board of ``conn_id`` with ``hook_params`` polling every
+        ``interval`` seconds, built on first use over :meth:`hook`.
+
+        :param conn_id: the Airflow connection.
+        :param hook_params: keyword arguments for the hook.
+        :param interval: seconds between the board's rounds.
+        """
+        boards = self._share().boards
+        key = (conn_id, _params_key(hook_params), float(interval))
+        board = boards.get(key)
+        if board is None:
+            board = boards[key] = _StatusBoard(self.hook(conn_id, hook_params), float(interval))
+        return board
+
+    def boards(self) -> list[_StatusBoard]:
+        """The running loop's boards, oldest first (their ``calls`` count the API calls made)."""
+        return list(self._share().boards.values())
+
+    async def aclose(self) -> None:
+        """Forget the running loop's hooks and boards, and close the hooks' connections."""
+        share = self._loops.pop(asyncio.get_running_loop(), None)
+        if share is not None:
+            for hook in share.hooks.values():
+                await hook.aclose()
+
+
+class _LoopShare:
+    """What one event loop's triggers share (see :class:`SharedPolls`)."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[tuple[str, tuple[tuple[str, Any], ...]], JobMojitoHook] = {}
+        self.boards: dict[tuple[str, tuple[tuple[str, Any], ...], float], _StatusBoard] = {}
+
+
+def _params_key(hook_params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    # The hook's parameters are scalars (timeout, max_retries...): hashable as they are.
+    return tuple(sorted(hook_params.items()))
+
+
+#: The one :class:`SharedPolls` of the provider's triggers.
+SHARED_POLLS = SharedPolls()
 
 
 class InterviewStateTrigger(BaseTrigger):
     """Wait until a position's status is one of ``status`` (or one of ``failure_status``).
 
-    Fires once: ``{"status": "success", "position_id", "position_status"}``, ``"failure"`` (a
-    failure status was reached), ``"timeout"`` (``deadline`` passed) or ``"error"`` (a permanent
-    API error, with its ``message``). Transient API errors are logged and the wait goes on.
+    Fires once, a :class:`WaitOutcome`: ``{"outcome", "position_id", "status"}`` with outcome
+    ``success`` (a wanted status was reached), ``failure`` (a failure status was), ``timeout``
+    (``deadline`` passed) or ``error`` (a permanent API error such as a 404, with its ``message``
+    and ``"transient": false``). Transient API errors are logged and the wait goes on. The
+    triggers of one connection and interval share one list call per interval (:data:`SHARED_POLLS`).
 
     :param position_id: the position to watch (a canonical UUID).
     :param status: the statuses to wait for.
@@ -157,6 +319,14 @@ class InterviewStateTrigger(BaseTrigger):
     :param deadline: POSIX time at which to give up, or ``None``.
     :param hook_params: keyword arguments for the hook.
     """
+
+    #: What the triggers share; a class attribute, so a test may give the triggers another.
+    shared: ClassVar[SharedPolls] = SHARED_POLLS
+
+    @staticmethod
+    def clock() -> float:
+        """Now, in POSIX seconds: what ``deadline`` is compared with (a test may replace it)."""
+        return time.time()
 
     def __init__(
         self,
@@ -193,31 +363,35 @@ class InterviewStateTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        board = _StatusBoard.of(_shared_hook(self.jobmojito_conn_id, self.hook_params), self.poll_interval)
+        board = self.shared.board(self.jobmojito_conn_id, self.hook_params, self.poll_interval)
+        status: str | None = None  # as last read
         while True:
-            if self.deadline is not None and time.time() >= self.deadline:
-                yield self._event("timeout")
+            if self.deadline is not None and self.clock() >= self.deadline:
+                yield self._fire(WaitOutcome("timeout", self.position_id, status))
                 return
             try:
                 status = await board.next_status(self.position_id)
-            except _TRANSIENT as error:
-                self.log.warning("Position %s: %s; still waiting.", self.position_id, error)
-                continue
             except JobMojitoError as error:
-                yield self._event("error", message=str(error))
+                if error.transient:
+                    self.log.warning("Position %s: %s; still waiting.", self.position_id, error)
+                    continue
+                yield self._fire(
+                    WaitOutcome("error", self.position_id, status, message=str(error), transient=False)
+                )
                 return
             if status in self.status:
-                yield self._event("success", position_status=status)
+                yield self._fire(WaitOutcome("success", self.position_id, status))
                 return
             if status in self.failure_status:
-                yield self._event("failure", position_status=status)
+                yield self._fire(WaitOutcome("failure", self.position_id, status))
                 return
             self.log.info(
                 "Position %s is %s; waiting for %s.", self.position_id, status, ", ".join(self.status)
             )
 
-    def _event(self, outcome: str, **details: Any) -> TriggerEvent:
-        return TriggerEvent({"status": outcome, "position_id": self.position_id, **details})  # type: ignore[no-untyped-call]
+    @staticmethod
+    def _fire(outcome: WaitOutcome) -> TriggerEvent:
+        return TriggerEvent(outcome.to_event())  # type: ignore[no-untyped-call]
 
 
 try:
@@ -238,13 +412,17 @@ if BaseEventTrigger is not None:
         restarted triggerer starts a new watch: it does not replay old changes. Transient API
         errors are logged and the watch goes on; permanent ones (auth, configuration) end it.
 
-        Event payload: ``{"position_id", "status", "updated_at"}``.
+        Event payload: ``{"position_id", "status", "updated_at"}``, ``status`` being the
+        position's status (one of the watched ones).
 
         :param status: the statuses to watch, one or a list.
         :param jobmojito_conn_id: the Airflow connection.
         :param poll_interval: seconds between polls.
         :param hook_params: keyword arguments for the hook.
         """
+
+        #: What the triggers share; a class attribute, so a test may give the triggers another.
+        shared: ClassVar[SharedPolls] = SHARED_POLLS
 
         def __init__(
             self,
@@ -272,12 +450,14 @@ if BaseEventTrigger is not None:
             )
 
         async def run(self) -> AsyncIterator[TriggerEvent]:
-            hook = _shared_hook(self.jobmojito_conn_id, self.hook_params)
+            hook = self.shared.hook(self.jobmojito_conn_id, self.hook_params)
             known: dict[str, str] | None = None
             while True:
                 try:
                     current = await self._positions_in_watched_statuses(hook)
-                except _TRANSIENT as error:
+                except JobMojitoError as error:
+                    if not error.transient:
+                        raise  # the triggerer fails the watch and logs why
                     self.log.warning("Watching %s: %s; trying again.", ", ".join(self.status), error)
                 else:
                     if known is None:
@@ -302,21 +482,14 @@ if BaseEventTrigger is not None:
         async def _positions_in_watched_statuses(self, hook: JobMojitoHook) -> dict[str, dict[str, Any]]:
             rows: dict[str, dict[str, Any]] = {}
             for status in self.status:
-                offset = 0
-                while True:
-                    page = await hook.alist_interviews(status=status, limit=PAGE_SIZE, offset=offset)
-                    data = [
-                        row
-                        for row in page.get("data") or []
-                        if isinstance(row, dict)
-                        and isinstance(row.get("id"), str)
-                        and isinstance(row.get("status"), str)
-                    ]
-                    for row in data:
-                        rows[row["id"]] = row
-                    if not data or not (page.get("pagination") or {}).get("has_more"):
-                        break
-                    offset += len(data)
+                async for page in hook.aiter_interview_pages(status=status):
+                    for row in page.get("data") or []:
+                        if (
+                            isinstance(row, dict)
+                            and isinstance(row.get("id"), str)
+                            and isinstance(row.get("status"), str)
+                        ):
+                            rows[row["id"]] = row
             return rows
 
 

@@ -10,10 +10,14 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import DAG, AirflowFailException
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, AirflowSensorTimeout
 
-from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoNotFoundError
-from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoArgumentError,
+    JobMojitoError,
+    JobMojitoNotFoundError,
+)
+from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor, JobMojitoWaitError
 from tests.conftest import AIRFLOW_VERSION, run_inline_dag
 
 AIRFLOW_3_0 = (AIRFLOW_VERSION.major, AIRFLOW_VERSION.minor) == (3, 0)
@@ -116,14 +120,105 @@ class TestPoke:
             sensor.poke({})
         assert isinstance(raised.value, AirflowFailException)
 
-    def test_an_api_that_is_down_does_not_end_the_wait(self, position: str, jobmojito_sandbox: Any) -> None:
-        jobmojito_sandbox.add_fault("status", status=503, count=100, path=GET)
+    @pytest.mark.parametrize("status", [503, 500], ids=["unavailable", "server-error"])
+    def test_an_api_that_is_down_does_not_end_the_wait(
+        self, position: str, jobmojito_sandbox: Any, status: int
+    ) -> None:
+        jobmojito_sandbox.add_fault("status", status=status, count=100, path=GET)
         sensor = InterviewStateSensor(
             task_id="wait", position_id=position, status="active", hook_params={"max_retries": 1}
         )
         assert not sensor.poke({}).is_done
         jobmojito_sandbox.clear_faults()
         assert sensor.poke({}).is_done
+
+
+P = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+class TestExecuteComplete:
+    """What a deferred sensor does with the trigger's event: this version's, or 1.0.0's (a task
+    deferred before an upgrade resumes after it, with the event the old trigger fired)."""
+
+    @pytest.fixture
+    def sensor(self) -> InterviewStateSensor:
+        return InterviewStateSensor(task_id="wait", position_id=P, status="completed", timeout=60)
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"outcome": "success", "position_id": P, "status": "completed"},
+            {"status": "success", "position_id": P, "position_status": "completed"},
+        ],
+        ids=["now", "1.0.0"],
+    )
+    def test_success_returns_the_id_and_the_positions_status(
+        self, sensor: InterviewStateSensor, event: dict[str, Any]
+    ) -> None:
+        assert sensor.execute_complete({}, event) == {"position_id": P, "status": "completed"}
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"outcome": "failure", "position_id": P, "status": "archived"},
+            {"status": "failure", "position_id": P, "position_status": "archived"},
+        ],
+        ids=["now", "1.0.0"],
+    )
+    def test_failure_fails_without_retries(self, sensor: InterviewStateSensor, event: dict[str, Any]) -> None:
+        with pytest.raises(AirflowFailException, match=f"Position {P} reached the failure status 'archived'"):
+            sensor.execute_complete({}, event)
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"outcome": "timeout", "position_id": P, "status": "active"},
+            {"status": "timeout", "position_id": P},
+        ],
+        ids=["now", "1.0.0"],
+    )
+    def test_timeout_is_the_sensors_timeout(
+        self, sensor: InterviewStateSensor, event: dict[str, Any]
+    ) -> None:
+        with pytest.raises(AirflowSensorTimeout, match=f"Position {P}: the sensor timed out after 60"):
+            sensor.execute_complete({}, event)
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {
+                "outcome": "error",
+                "position_id": P,
+                "status": "active",
+                "message": "404: gone",
+                "transient": False,
+            },
+            # 1.0.0 ended a wait only on the errors it did not retry.
+            {"status": "error", "position_id": P, "message": "404: gone"},
+        ],
+        ids=["now", "1.0.0"],
+    )
+    def test_a_permanent_error_fails_without_retries(
+        self, sensor: InterviewStateSensor, event: dict[str, Any]
+    ) -> None:
+        with pytest.raises(JobMojitoWaitError, match=f"^Position {P}: 404: gone$") as raised:
+            sensor.execute_complete({}, event)
+        assert isinstance(raised.value, AirflowFailException)
+        assert not raised.value.transient
+
+    def test_a_transient_error_may_be_retried(self, sensor: InterviewStateSensor) -> None:
+        event = {"outcome": "error", "position_id": P, "status": None, "message": "503", "transient": True}
+        with pytest.raises(JobMojitoError, match=f"^Position {P}: 503$") as raised:
+            sensor.execute_complete({}, event)
+        assert not isinstance(raised.value, AirflowFailException)
+        assert raised.value.transient
+
+    def test_an_event_of_no_known_shape_is_an_error_naming_its_keys_only(
+        self, sensor: InterviewStateSensor
+    ) -> None:
+        with pytest.raises(JobMojitoError, match=r"wait'.*keys: note, position_id") as raised:
+            sensor.execute_complete({}, {"position_id": P, "note": "s3cr3t"})
+        assert "s3cr3t" not in str(raised.value)
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -176,3 +271,40 @@ class TestInDagRuns:
         run = run_inline_dag(dag)
         ti = run.get_task_instance("wait")
         assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+
+    def test_a_deferred_wait_that_gets_a_404_fails_the_run_without_airflow_retries(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        # A position the list does not show is read by itself, so a 404 mid-wait reaches it.
+        position = str(uuid.uuid4())
+        jobmojito_sandbox.seed([{"id": position, "status": "active", "type": "assessment"}])
+        jobmojito_conn()
+        done = threading.Event()
+
+        def remove_after_the_trigger_read_it() -> None:
+            while not done.wait(0.05):
+                if sum(1 for r in jobmojito_sandbox.requests_log() if r["path"] == GET) >= 2:
+                    jobmojito_sandbox.add_fault(
+                        "status", status=404, count=1, path=GET, body={"error": "No position found."}
+                    )
+                    return
+
+        thread = threading.Thread(target=remove_after_the_trigger_read_it, daemon=True)
+        thread.start()
+        try:
+            with dag_for("gone_deferrable") as dag:
+                InterviewStateSensor(
+                    task_id="wait",
+                    position_id=position,
+                    status="completed",
+                    poke_interval=1,
+                    retries=2,
+                    deferrable=True,
+                )
+            run = run_inline_dag(dag)
+        finally:
+            done.set()
+            thread.join()
+        ti = run.get_task_instance("wait")
+        assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+        assert jobmojito_sandbox.faults() == []  # the trigger's read got the 404

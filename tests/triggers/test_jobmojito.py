@@ -1,4 +1,8 @@
-"""The triggers against the sandbox, serialized and rebuilt as the triggerer does, in a real event loop."""
+"""The triggers against the sandbox, serialized and rebuilt as the triggerer does, in a real event loop.
+
+Waits synchronise on what the sandbox received (its request log) and on the boards' own counts,
+never on sleeps; deadlines are driven by a replaced clock.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,19 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateTrigger, _StatusBoard
+from airflow_provider_jobmojito.exceptions import JobMojitoError, JobMojitoNotFoundError
+from airflow_provider_jobmojito.triggers.jobmojito import (
+    SHARED_POLLS,
+    InterviewStateTrigger,
+    SharedPolls,
+    WaitOutcome,
+    _StatusBoard,
+)
 from tests.conftest import AIRFLOW_V3
 
 LIST = "/functions/v1/merchant-interview-list"
 GET = "/functions/v1/job-interview-get"
+GONE = {"error": "No interview or position found for the given id."}
 
 
 def rebuilt(trigger: Any) -> Any:
@@ -55,6 +67,125 @@ def positions(jobmojito_sandbox: Any, jobmojito_conn: Any) -> list[str]:
     return ids
 
 
+@pytest.fixture
+def unlisted(jobmojito_sandbox: Any, jobmojito_conn: Any) -> str:
+    """An active position the list does not show (another type): the board reads it by itself."""
+    position_id = str(uuid.uuid4())
+    jobmojito_sandbox.seed([{"id": position_id, "status": "active", "type": "assessment"}])
+    jobmojito_conn()
+    return position_id
+
+
+class TestWaitOutcome:
+    @pytest.mark.parametrize(
+        ("outcome", "event"),
+        [
+            (
+                WaitOutcome("success", "p", "completed"),
+                {"outcome": "success", "position_id": "p", "status": "completed"},
+            ),
+            (
+                WaitOutcome("failure", "p", "archived"),
+                {"outcome": "failure", "position_id": "p", "status": "archived"},
+            ),
+            (WaitOutcome("timeout", "p"), {"outcome": "timeout", "position_id": "p", "status": None}),
+            (
+                WaitOutcome("error", "p", "active", message="404: gone", transient=False),
+                {
+                    "outcome": "error",
+                    "position_id": "p",
+                    "status": "active",
+                    "message": "404: gone",
+                    "transient": False,
+                },
+            ),
+        ],
+        ids=["success", "failure", "timeout", "error"],
+    )
+    def test_is_an_event_with_the_outcome_apart_from_the_positions_status(
+        self, outcome: WaitOutcome, event: dict[str, Any]
+    ) -> None:
+        assert outcome.to_event() == event
+        assert WaitOutcome.from_event(event) == outcome
+
+    @pytest.mark.parametrize(
+        ("event", "expected"),
+        [
+            (
+                {"status": "success", "position_id": "p", "position_status": "completed"},
+                WaitOutcome("success", "p", "completed"),
+            ),
+            (
+                {"status": "failure", "position_id": "p", "position_status": "archived"},
+                WaitOutcome("failure", "p", "archived"),
+            ),
+            ({"status": "timeout", "position_id": "p"}, WaitOutcome("timeout", "p")),
+            (
+                {"status": "error", "position_id": "p", "message": "404"},
+                WaitOutcome("error", "p", message="404"),
+            ),
+        ],
+        ids=["success", "failure", "timeout", "error"],
+    )
+    def test_reads_the_events_of_1_0_0_where_status_was_the_outcome(
+        self, event: dict[str, Any], expected: WaitOutcome
+    ) -> None:
+        assert WaitOutcome.from_event(event) == expected
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"position_id": "p", "status": "completed", "updated_at": "2026-01-01T00:00:00.000Z"},
+            {"outcome": "done", "position_id": "p", "status": None},
+            {"outcome": "success", "status": "completed"},
+            {"outcome": "error", "position_id": "p", "status": None, "transient": "no"},
+        ],
+        ids=["a-change-event", "unknown-outcome", "no-position", "odd-transient"],
+    )
+    def test_refuses_anything_else_naming_only_its_keys(self, event: dict[str, Any]) -> None:
+        with pytest.raises(ValueError, match=r"Not an InterviewStateTrigger event \(keys: ") as raised:
+            WaitOutcome.from_event(event)
+        assert "completed" not in str(raised.value)
+
+
+class TestSharedPolls:
+    def test_one_hook_per_connection_and_params_and_one_board_per_interval_in_a_loop(self) -> None:
+        shared = SharedPolls()
+
+        async def scenario() -> None:
+            hook = shared.hook("a", {"timeout": 5})
+            assert shared.hook("a", {"timeout": 5}) is hook
+            assert shared.hook("a", {"timeout": 6}) is not hook
+            assert shared.hook("b", {"timeout": 5}) is not hook
+            board = shared.board("a", {"timeout": 5}, 60)
+            assert shared.board("a", {"timeout": 5}, 60.0) is board
+            assert board.hook is hook
+            assert shared.board("a", {"timeout": 5}, 30) is not board
+            assert shared.boards() == [board, shared.board("a", {"timeout": 5}, 30)]
+
+        asyncio.run(scenario())
+
+    def test_each_event_loop_has_its_own_and_aclose_forgets_the_running_ones(self) -> None:
+        shared = SharedPolls()
+
+        async def hook_of_a_loop() -> Any:
+            return shared.hook("a", {})
+
+        assert asyncio.run(hook_of_a_loop()) is not asyncio.run(hook_of_a_loop())
+
+        async def closing() -> None:
+            hook, board = shared.hook("a", {}), shared.board("a", {}, 1)
+            await shared.aclose()
+            assert shared.boards() == []
+            assert shared.hook("a", {}) is not hook
+            assert shared.board("a", {}, 1) is not board
+
+        asyncio.run(closing())
+
+    def test_the_triggers_use_the_one_documented_instance(self) -> None:
+        assert InterviewStateTrigger.shared is SHARED_POLLS
+
+
 class TestInterviewStateTrigger:
     def test_serializes_to_what_rebuilds_it(self) -> None:
         trigger = InterviewStateTrigger(
@@ -81,38 +212,111 @@ class TestInterviewStateTrigger:
             return await waiting
 
         event = asyncio.run(scenario())
-        assert event == {"status": "success", "position_id": positions[0], "position_status": "completed"}
+        assert event == {"outcome": "success", "position_id": positions[0], "status": "completed"}
 
-    @pytest.mark.parametrize(
-        ("kwargs", "expected"),
-        [
-            ({"status": ["completed"], "failure_status": ["active"]}, "failure"),
-            ({"status": ["completed"], "deadline": 0.0}, "timeout"),
-        ],
-    )
-    def test_fires_failure_and_timeout(
-        self, positions: list[str], kwargs: dict[str, Any], expected: str
+    def test_fires_failure_when_a_failure_status_is_read(self, positions: list[str]) -> None:
+        trigger = rebuilt(
+            InterviewStateTrigger(
+                position_id=positions[0], status=["completed"], failure_status=["active"], poll_interval=0.05
+            )
+        )
+        assert asyncio.run(first_event(trigger)) == {
+            "outcome": "failure",
+            "position_id": positions[0],
+            "status": "active",
+        }
+
+    def test_fires_timeout_at_the_deadline_with_the_status_last_read(
+        self, positions: list[str], jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        trigger = rebuilt(InterviewStateTrigger(position_id=positions[0], poll_interval=0.05, **kwargs))
-        assert asyncio.run(first_event(trigger))["status"] == expected
+        # The clock passes the deadline once the position was read twice.
+        monkeypatch.setattr(
+            InterviewStateTrigger,
+            "clock",
+            staticmethod(lambda: 2.0 if calls(jobmojito_sandbox, LIST) >= 2 else 0.0),
+        )
+        trigger = rebuilt(
+            InterviewStateTrigger(
+                position_id=positions[0], status=["completed"], poll_interval=0.05, deadline=1.0
+            )
+        )
+        assert asyncio.run(first_event(trigger)) == {
+            "outcome": "timeout",
+            "position_id": positions[0],
+            "status": "active",
+        }
+        assert calls(jobmojito_sandbox, LIST) == 2
 
-    def test_an_unknown_position_is_an_error_event(
+    def test_a_deadline_already_past_fires_timeout_before_any_read(
         self, positions: list[str], jobmojito_sandbox: Any
     ) -> None:
-        trigger = InterviewStateTrigger(
-            position_id=str(uuid.uuid4()), status=["completed"], poll_interval=0.05
-        )
+        trigger = InterviewStateTrigger(position_id=positions[0], status=["completed"], deadline=0.0)
+        assert asyncio.run(first_event(trigger)) == {
+            "outcome": "timeout",
+            "position_id": positions[0],
+            "status": None,
+        }
+        assert jobmojito_sandbox.requests_log() == []
+
+    def test_an_unknown_position_is_a_permanent_error(self, positions: list[str]) -> None:
+        unknown = str(uuid.uuid4())
+        trigger = InterviewStateTrigger(position_id=unknown, status=["completed"], poll_interval=0.05)
         event = asyncio.run(first_event(trigger))
-        assert event["status"] == "error"
+        assert event == {
+            "outcome": "error",
+            "position_id": unknown,
+            "status": None,
+            "message": event["message"],
+            "transient": False,
+        }
         assert "404" in event["message"]
 
-    def test_transient_errors_do_not_end_the_wait(self, positions: list[str], jobmojito_sandbox: Any) -> None:
-        jobmojito_sandbox.add_fault("status", status=503, count=20, path=LIST)
+    def test_a_404_mid_wait_ends_that_wait_alone_and_says_no_secret(
+        self, unlisted: str, positions: list[str], jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        token = jobmojito_sandbox.issue_token()
+        jobmojito_conn(password=token)
+        gone = InterviewStateTrigger(position_id=unlisted, status=["completed"], poll_interval=0.05)
+        neighbour = InterviewStateTrigger(position_id=positions[0], status=["completed"], poll_interval=0.05)
+
+        async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+            ends = asyncio.ensure_future(first_event(gone))
+            goes_on = asyncio.ensure_future(first_event(neighbour))
+            await until(lambda: calls(jobmojito_sandbox, GET) >= 2)  # read, and still active
+            body = {"error": f"No interview or position found (caller {token})."}
+            jobmojito_sandbox.add_fault("status", status=404, count=1, path=GET, body=body)
+            ended = await ends
+            assert not goes_on.done()
+            jobmojito_sandbox.admin_set_status(positions[0], "completed")
+            return ended, await goes_on
+
+        ended, neighbour_event = asyncio.run(scenario())
+        assert ended["outcome"] == "error"
+        assert (ended["status"], ended["transient"]) == ("active", False)
+        assert "404" in ended["message"]
+        assert token not in ended["message"]
+        assert neighbour_event == {"outcome": "success", "position_id": positions[0], "status": "completed"}
+
+    @pytest.mark.parametrize("status", [503, 500], ids=["unavailable", "server-error"])
+    def test_transient_errors_do_not_end_the_wait(
+        self, positions: list[str], jobmojito_sandbox: Any, status: int
+    ) -> None:
+        jobmojito_sandbox.add_fault("status", status=status, count=4, path=LIST)
         trigger = InterviewStateTrigger(
             position_id=positions[0], status=["active"], poll_interval=0.05, hook_params={"max_retries": 1}
         )
-        assert asyncio.run(first_event(trigger))["status"] == "success"
+        assert asyncio.run(first_event(trigger))["outcome"] == "success"
         assert jobmojito_sandbox.faults() == []  # every fault was answered before it succeeded
+
+    def test_a_transient_error_of_its_own_read_does_not_end_the_wait(
+        self, unlisted: str, jobmojito_sandbox: Any
+    ) -> None:
+        jobmojito_sandbox.add_fault("status", status=503, count=2, path=GET)
+        trigger = InterviewStateTrigger(
+            position_id=unlisted, status=["active"], poll_interval=0.05, hook_params={"max_retries": 0}
+        )
+        assert asyncio.run(first_event(trigger))["outcome"] == "success"
+        assert calls(jobmojito_sandbox, GET) == 3
 
     def test_many_triggers_of_one_connection_share_one_list_call_per_round(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any
@@ -124,34 +328,53 @@ class TestInterviewStateTrigger:
             InterviewStateTrigger(position_id=pid, status=["completed"], poll_interval=0.2) for pid in ids
         ]
 
-        async def scenario() -> list[dict[str, Any]]:
+        async def scenario() -> tuple[list[dict[str, Any]], _StatusBoard]:
             waiting = [asyncio.ensure_future(first_event(trigger)) for trigger in triggers]
-            await until(lambda: calls(jobmojito_sandbox, LIST) >= 3)
+            board = SHARED_POLLS.board("jobmojito_default", {}, 0.2)
+            await until(lambda: board.rounds >= 3)
             for pid in ids:
                 jobmojito_sandbox.admin_set_status(pid, "completed")
-            return await asyncio.gather(*waiting)
+            return await asyncio.gather(*waiting), board
 
-        events = asyncio.run(scenario())
-        assert {event["status"] for event in events} == {"success"}
-        rounds = calls(jobmojito_sandbox, LIST)
+        events, board = asyncio.run(scenario())
+        assert {event["outcome"] for event in events} == {"success"}
         # One list call per round for all 300 (they fit one page), and no single reads.
-        assert 4 <= rounds <= 8
+        assert board.calls == {"list": board.rounds, "get": 0}
+        assert calls(jobmojito_sandbox, LIST) == board.rounds
         assert calls(jobmojito_sandbox, GET) == 0
 
-    def test_a_position_the_list_does_not_show_is_read_by_itself(
-        self, positions: list[str], jobmojito_sandbox: Any
+    def test_a_round_pages_only_as_far_as_the_watched_positions(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
     ) -> None:
-        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+        # The list is newest-updated first: the position seeded first is on page 2 of 1,201 rows.
+        old, new = str(uuid.uuid4()), str(uuid.uuid4())
+        jobmojito_sandbox.seed([{"id": old, "status": "active"}])
+        jobmojito_sandbox.seed([{"id": str(uuid.uuid4()), "status": "active"} for _ in range(1199)])
+        jobmojito_sandbox.seed([{"id": new, "status": "active"}])
+        jobmojito_conn()
 
-        board = _StatusBoard(JobMojitoHook(), interval=0.05)
+        async def one_round(watched: set[str]) -> tuple[Any, dict[str, int]]:
+            board = _StatusBoard(SHARED_POLLS.hook("jobmojito_default", {}), interval=1)
+            return await board._read(watched), board.calls
+
+        assert asyncio.run(one_round({new})) == ({new: "active"}, {"list": 1, "get": 0})
+        assert asyncio.run(one_round({new, old})) == ({new: "active", old: "active"}, {"list": 2, "get": 0})
+        offsets = [r.get("query", {}).get("offset") for r in jobmojito_sandbox.requests_log()]
+        assert offsets == ["0", "0", "1000"]
+
+    def test_a_position_the_list_does_not_show_is_read_by_itself_and_its_error_is_its_own(
+        self, positions: list[str], unlisted: str
+    ) -> None:
         missing = str(uuid.uuid4())
 
-        async def scenario() -> Any:
-            return await board._read({positions[0], missing})
+        async def one_round() -> Any:
+            board = _StatusBoard(SHARED_POLLS.hook("jobmojito_default", {}), interval=1)
+            return await board._read({positions[0], unlisted, missing}), board.calls
 
-        with pytest.raises(Exception, match="404"):
-            asyncio.run(scenario())
-        assert board.calls == {"list": 1, "get": 1}
+        statuses, counted = asyncio.run(one_round())
+        assert counted == {"list": 1, "get": 2}
+        assert (statuses[positions[0]], statuses[unlisted]) == ("active", "active")
+        assert isinstance(statuses[missing], JobMojitoNotFoundError)
 
 
 @pytest.mark.skipif(not AIRFLOW_V3, reason="BaseEventTrigger and AssetWatcher need Airflow 3")
@@ -166,6 +389,7 @@ class TestInterviewStateChangeTrigger:
             "poll_interval": 30.0,
             "hook_params": {},
         }
+        assert InterviewStateChangeTrigger.shared is SHARED_POLLS
 
     def test_fires_once_per_entry_never_for_positions_already_there(
         self, positions: list[str], jobmojito_sandbox: Any
@@ -205,6 +429,7 @@ class TestInterviewStateChangeTrigger:
         assert sorted(event["position_id"] for event in events[1:]) == sorted([enters, edited])
         assert len(events) == 3
         for event in events:
+            # "status" is the position's status: this payload has no outcome.
             assert set(event) == {"position_id", "status", "updated_at"}
             assert event["status"] == "completed"
             assert isinstance(event["updated_at"], str)
@@ -212,6 +437,34 @@ class TestInterviewStateChangeTrigger:
         # The last entry carries the time of the change that made it.
         last = events[-1]
         assert last["updated_at"] == jobmojito_sandbox.position(last["position_id"])["updated_at"]
+
+    def test_pages_through_every_position_in_a_watched_status(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
+
+        ids = [str(uuid.uuid4()) for _ in range(1001)]
+        jobmojito_sandbox.seed([{"id": pid, "status": "active"} for pid in ids])
+        jobmojito_conn()
+        trigger = InterviewStateChangeTrigger(status="completed", poll_interval=0.05)
+        entered: set[str] = set()
+
+        async def scenario() -> None:
+            async def collect() -> None:
+                async for event in trigger.run():
+                    entered.add(event.payload["position_id"])
+
+            task = asyncio.ensure_future(collect())
+            await until(lambda: calls(jobmojito_sandbox, LIST) >= 1)  # the (empty) baseline
+            for pid in ids:
+                jobmojito_sandbox.admin_set_status(pid, "completed")
+            await until(lambda: len(entered) == len(ids))
+            task.cancel()
+
+        asyncio.run(scenario())
+        assert entered == set(ids)
+        pages = [r["query"] for r in jobmojito_sandbox.requests_log() if r["path"] == LIST]
+        assert {"status": "completed", "limit": "1000", "offset": "1000"} in pages
 
     def test_transient_errors_do_not_end_the_watch(
         self, positions: list[str], jobmojito_sandbox: Any
@@ -232,6 +485,21 @@ class TestInterviewStateChangeTrigger:
 
         assert asyncio.run(scenario())["position_id"] == positions[1]
 
+    def test_a_permanent_error_ends_the_watch(self, positions: list[str], jobmojito_sandbox: Any) -> None:
+        from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
+
+        trigger = InterviewStateChangeTrigger(status="completed", poll_interval=0.05)
+
+        async def scenario() -> dict[str, Any]:
+            waiting = asyncio.ensure_future(first_event(trigger))
+            await until(lambda: calls(jobmojito_sandbox, LIST) >= 1)
+            jobmojito_sandbox.add_fault("status", status=404, count=1, path=LIST, body=GONE)
+            return await waiting
+
+        with pytest.raises(JobMojitoNotFoundError, match="404") as raised:
+            asyncio.run(scenario())
+        assert not raised.value.transient
+
 
 @pytest.mark.skipif(AIRFLOW_V3, reason="on Airflow 3 the class exists")
 def test_on_airflow_2_the_event_trigger_import_says_why_it_is_missing() -> None:
@@ -241,11 +509,15 @@ def test_on_airflow_2_the_event_trigger_import_says_why_it_is_missing() -> None:
 
 @pytest.fixture
 def broken_list() -> Any:
-    """A JobMojito stand-in whose list answers claim gzip but are not: every read fails."""
+    """A JobMojito stand-in whose answers claim gzip but are not (every read fails, transiently);
+    yields its URL and the number of requests it answered."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answered: list[str] = []
 
     class Broken(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # the name http.server dispatches to
+            answered.append(self.path)  # before answering: counted when the client sees it
             body = b"this is not gzip"
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -259,33 +531,37 @@ def broken_list() -> Any:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/functions/v1"
+    yield f"http://127.0.0.1:{server.server_port}/functions/v1", answered
     server.shutdown()
     server.server_close()
 
 
 def test_triggers_sharing_a_board_reach_their_deadline_when_every_read_fails(
-    broken_list: str, jobmojito_conn: Any
+    broken_list: tuple[str, list[str]], jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
-
-    jobmojito_conn(host=broken_list)
-    deadline = time.time() + 2
+    url, answered = broken_list
+    jobmojito_conn(host=url)
+    # The deadline passes once the shared board failed three rounds.
+    monkeypatch.setattr(
+        InterviewStateTrigger, "clock", staticmethod(lambda: 2.0 if len(answered) >= 3 else 0.0)
+    )
     triggers = [
         InterviewStateTrigger(
             position_id=str(uuid.uuid4()),
             status=["completed"],
-            poll_interval=0.2,
-            deadline=deadline,
+            poll_interval=0.05,
+            deadline=1.0,
             hook_params={"max_retries": 0},
         )
         for _ in range(2)
     ]
 
     async def scenario() -> list[dict[str, Any]]:
-        return await asyncio.gather(*(first_event(trigger, seconds=60) for trigger in triggers))
+        return await asyncio.gather(*(first_event(trigger) for trigger in triggers))
 
-    assert [event["status"] for event in asyncio.run(scenario())] == ["timeout", "timeout"]
+    events = asyncio.run(scenario())
+    assert [event["outcome"] for event in events] == ["timeout", "timeout"]
+    assert len(answered) == 3  # one read per round for both
 
 
 def test_callers_arriving_together_share_one_async_client_and_one_sign_in(jobmojito_conn: Any) -> None:
@@ -305,3 +581,20 @@ def test_callers_arriving_together_share_one_async_client_and_one_sign_in(jobmoj
         clients = asyncio.run(scenario())
         assert len({id(client) for client in clients}) == 1
         assert [r["path"] for r in server.requests_log()].count("/auth/v1/token") == 1
+
+
+def test_an_unexpected_failure_of_a_round_is_a_permanent_error_for_its_waiters(
+    positions: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def odd(self: Any, **filters: Any) -> Any:
+        yield {"data": [], "pagination": []}
+        raise TypeError("an answer the board cannot read")
+
+    from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+    monkeypatch.setattr(JobMojitoHook, "aiter_interview_pages", odd)
+    trigger = InterviewStateTrigger(position_id=positions[0], status=["completed"], poll_interval=0.05)
+    event = asyncio.run(first_event(trigger))
+    assert (event["outcome"], event["transient"]) == ("error", False)
+    assert event["message"] == "Reading the positions' statuses failed: TypeError."
+    assert not issubclass(TypeError, JobMojitoError)
