@@ -20,7 +20,7 @@ from airflow_provider_jobmojito.plan import Blocking, Emit, Exclusive, Run, Secr
 from airflow_provider_jobmojito.wire import NoAnswer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 
     from airflow_provider_jobmojito.plan import Plan, Step
     from airflow_provider_jobmojito.wire import Answer, AsyncTransport
@@ -50,7 +50,7 @@ class AsyncJobMojitoClient:
             run.answer(await self._carry_out(step, on_secret))
         return run.result  # type: ignore[return-value]
 
-    async def pages(self, plan: Plan[None]) -> AsyncIterator[Any]:
+    async def pages(self, plan: Plan[None]) -> AsyncGenerator[Any, None]:
         """Carry ``plan`` out, yielding what it emits (pages) as the caller asks for them."""
         run = Run(plan)
         for step in run:

@@ -110,6 +110,15 @@ class JobMojitoUnavailableError(JobMojitoError):
     """Transient failures (connection errors, timeouts, 408, 429, 502, 503, 504) outlasted the retries."""
 
 
+class JobMojitoWaitError(JobMojitoError, AirflowFailException):
+    """A deferred wait ended on a permanent API error: the position is gone (404), the credentials
+    are refused... Not retried.
+
+    The triggerer hands the error's message and its :attr:`JobMojitoError.transient` over, not
+    its class, so this one stands for every permanent kind; its message names the original.
+    """
+
+
 class JobMojitoBulkError(JobMojitoError):
     """Some positions of a bulk state change failed; every position was attempted.
 
@@ -203,4 +212,5 @@ __all__ = [
     "JobMojitoUnavailableError",
     "JobMojitoUnexpectedAnswerError",
     "JobMojitoValidationError",
+    "JobMojitoWaitError",
 ]

@@ -11,6 +11,7 @@ calls, runs a bulk change, and tests the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import platform
 import warnings
 from functools import cached_property
@@ -51,6 +52,9 @@ USER_AGENT = (
     f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
     f"python/{platform.python_version()}"
 )
+
+
+_APPLY_DEPRECATED = "JobMojitoHook.apply(stop=..., mask_key=...) is deprecated: use set_interview_states."
 
 
 class EmbedKeys(TypedDict):
@@ -105,8 +109,6 @@ class JobMojitoHook(BaseHook):
         self._bulk_stop: Stop | None = None
         self._async_side: tuple[Endpoints, AsyncJobMojitoClient] | None = None
         self._async_side_lock: asyncio.Lock | None = None
-
-    # -- configuration -------------------------------------------------------------------------
 
     @cached_property
     def settings(self) -> HookSettings:
@@ -185,33 +187,11 @@ class JobMojitoHook(BaseHook):
                 from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
                 from airflow_provider_jobmojito.transport_async import HttpxTransport
 
-                settings = await asyncio.to_thread(
-                    self._resolve, await _get_async_connection(self.jobmojito_conn_id)
-                )
+                conn = await _get_async_connection(self.jobmojito_conn_id)
+                settings = await asyncio.to_thread(self._resolve, conn)
                 endpoints = await asyncio.to_thread(self._endpoints_for, settings)
                 self._async_side = endpoints, AsyncJobMojitoClient(HttpxTransport(_HEADERS))
         return self._async_side
-
-    if TYPE_CHECKING:  # here rather than at the top, so this stand-in stays one hunk
-        from collections.abc import AsyncIterator
-
-    async def aiter_interview_pages(self, **filters: str | int) -> AsyncIterator[dict[str, Any]]:
-        """Every page of :meth:`alist_interviews` with ``filters``, 1,000 rows a page, in order.
-
-        A stand-in for the triggers' tests until the endpoint layer's own version is merged. Stops
-        at an empty page or when ``has_more`` is false, and after 10,000 pages at most, so an API
-        that always claims more cannot keep a caller paging forever.
-
-        :param filters: ``status``, ``type``, ``filter``... as :meth:`list_interviews` takes them.
-        """
-        offset = 0
-        for _ in range(10_000):
-            page = await self.alist_interviews(**filters, limit=1000, offset=offset)
-            yield page
-            rows = page.get("data") or []
-            if not rows or not (page.get("pagination") or {}).get("has_more"):
-                return
-            offset += len(rows)
 
     async def aclose(self) -> None:
         """Close the async driver's connections."""
@@ -249,12 +229,7 @@ class JobMojitoHook(BaseHook):
         if unknown := deprecated.keys() - {"stop", "mask_key"}:
             raise TypeError(f"apply() got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
         if deprecated:
-            warnings.warn(
-                "JobMojitoHook.apply(stop=..., mask_key=...) is deprecated: use set_interview_states "
-                "for many positions.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            warnings.warn(_APPLY_DEPRECATED, DeprecationWarning, stacklevel=2)
         plan = self.endpoints.set_state(change, stop=deprecated.get("stop"))
         return self.client.run(plan, on_secret=deprecated.get("mask_key") or mask)
 
@@ -383,8 +358,12 @@ class JobMojitoHook(BaseHook):
     ) -> AsyncIterator[dict[str, Any]]:
         """:meth:`iter_interview_pages`, on an event loop."""
         endpoints, client = await self._async()
-        async for page in client.pages(endpoints.positions_pages(page_size=page_size, **filters)):
-            yield page
+        # Closed as soon as this iterator is (a caller that stops early), not when collected.
+        async with contextlib.aclosing(
+            client.pages(endpoints.positions_pages(page_size=page_size, **filters))
+        ) as pages:
+            async for page in pages:
+                yield page
 
     def embed_url(self, embed_id: str) -> str:
         """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""
@@ -408,7 +387,6 @@ class JobMojitoHook(BaseHook):
 
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-# The extras a keyword argument overrides, documented from their one declaration.
 JobMojitoHook.__doc__ = f"{(JobMojitoHook.__doc__ or '').rstrip()}\n{connection.param_docs('    ')}\n    "
 
 

@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoError
+from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoError, JobMojitoWaitError
 from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import is_literal, parse_position_id
 
@@ -25,15 +25,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
-
-
-class JobMojitoWaitError(JobMojitoError, AirflowFailException):
-    """A deferred wait ended on a permanent API error: the position is gone (404), the credentials
-    are refused... Not retried.
-
-    The triggerer hands the error's message and its :attr:`~JobMojitoError.transient` over, not
-    its class, so this one stands for every permanent kind; its message names the original.
-    """
 
 
 class InterviewStateSensor(BaseSensorOperator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from airflow_provider_jobmojito.exceptions import (
 )
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.status import InterviewStatus
+from airflow_provider_jobmojito.validation import StateChange
 
 POSITION = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 SET_STATE = "/functions/v1/job-interview-set-state"
@@ -103,6 +105,45 @@ class TestReads:
         answer = hook.list_interviews(status="draft", limit=10)
         assert [row["id"] for row in answer["data"]] == [POSITION]
         assert sandbox.requests_log()[-1]["query"] == {"status": "draft", "limit": "10"}
+
+    def test_iter_interview_pages_reads_every_page_one_at_a_time(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        sandbox.seed([{"id": str(uuid.uuid4()), "status": "active"} for _ in range(5)])
+        pages = list(hook.iter_interview_pages(page_size=2, status="active"))
+        assert [len(page["data"]) for page in pages] == [2, 2, 1]
+        offsets = [r["query"]["offset"] for r in sandbox.requests_log() if r["path"].endswith("-list")]
+        assert offsets == ["0", "2", "4"]
+
+    def test_aiter_interview_pages_stopped_early_reads_no_further(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        sandbox.seed([{"id": str(uuid.uuid4()), "status": "active"} for _ in range(4)])
+
+        async def first_page() -> dict[str, Any]:
+            try:
+                async for page in hook.aiter_interview_pages(page_size=2):
+                    return page
+                raise AssertionError("no page")
+            finally:
+                await hook.aclose()
+
+        assert len(asyncio.run(first_page())["data"]) == 2
+        assert sum(r["path"].endswith("-list") for r in sandbox.requests_log()) == 1
+
+
+class TestArguments:
+    def test_an_unknown_keyword_argument_is_a_type_error_naming_it_and_the_known_ones(self) -> None:
+        with pytest.raises(TypeError, match=r"'timout'.*timeout, max_retries"):
+            JobMojitoHook(timout=5)
+
+    def test_1_0_0s_bulk_arguments_of_apply_still_work_with_a_deprecation_warning(
+        self, hook: JobMojitoHook, sandbox: Any
+    ) -> None:
+        keys: list[str] = []
+        with pytest.warns(DeprecationWarning, match="apply"):
+            answer = hook.apply(StateChange.build(POSITION, None, True), stop=None, mask_key=keys.append)
+        assert keys == [answer["embed_signing_key"]]
 
 
 class TestSession:
@@ -375,7 +416,7 @@ def test_every_error_the_package_raises_is_a_jobmojito_error_with_one_import_pat
     from airflow_provider_jobmojito import exceptions
 
     classes = [getattr(exceptions, name) for name in exceptions.__all__ if name != "first_of"]
-    assert len(classes) == 12
+    assert len(classes) == 13
     for error in classes:
         assert issubclass(error, JobMojitoError)
         assert error.__module__ == "airflow_provider_jobmojito.exceptions"

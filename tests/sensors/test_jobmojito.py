@@ -16,8 +16,9 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoArgumentError,
     JobMojitoError,
     JobMojitoNotFoundError,
+    JobMojitoWaitError,
 )
-from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor, JobMojitoWaitError
+from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor
 from tests.conftest import AIRFLOW_VERSION, run_inline_dag
 
 AIRFLOW_3_0 = (AIRFLOW_VERSION.major, AIRFLOW_VERSION.minor) == (3, 0)
