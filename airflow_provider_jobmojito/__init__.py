@@ -8,7 +8,7 @@ from typing import Any
 from airflow_provider_jobmojito import connection
 from airflow_provider_jobmojito.connection import DEFAULT_API_URL
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = ["DEFAULT_API_URL", "__version__", "get_provider_info"]
 
