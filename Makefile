@@ -130,7 +130,12 @@ AIRFLOW_EXTRA_3.0 := apache-airflow-providers-fab
 # 3.1 (3.1.8 came out on 2026-03-11) and 3.2: sqlalchemy<2.1 (2.1.0, 2026-09-24): their models use
 #   the `noload` loader strategy, which SQLAlchemy 2.1 deprecates; under dag.test() the warning
 #   (an error by our rule) breaks the task runs.
+# 2.11: cryptography<51 (51 makes MultiFernet a Rust class, to which Airflow 2.11.2 cannot add its
+#   is_encrypted attribute): once a fernet key is set, no connection password can be read
+#   ("'MultiFernet' object has no attribute 'is_encrypted'", then "The conn_id ... isn't defined").
+#   Seen on 2026-12-06 with 51.0.1; 45.0.7 to 50.0.2 work.
 # 3.3.2 works with the newest releases of everything.
+AIRFLOW_PINS_2.11 := "cryptography<51"
 AIRFLOW_PINS_3.0 := "fastapi[standard]<0.132"
 AIRFLOW_PINS_3.1 := "sqlalchemy<2.1"
 AIRFLOW_PINS_3.2 := "fastapi<0.137" "svcs<26" "sqlalchemy<2.1"
