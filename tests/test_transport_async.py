@@ -240,9 +240,24 @@ class TestWhatIsSent:
         assert received.header("X-Request-Source") == ["careers-dag"]
         assert received.header("Content-Length") == [str(len(body))]
 
-    def test_the_token_is_sent_as_a_bearer_once(self, send: Send, serve: Callable[[Reply], Server]) -> None:
+    def test_the_transports_own_headers_are_sent_and_a_request_header_of_the_same_name_wins(
+        self, send: Send, serve: Callable[[Reply], Server]
+    ) -> None:
         server = serve(reply(200))
-        send_one(send, Request("GET", f"{server.url}/x"), token=TOKEN)
+        # Header names are not case-sensitive: "accept" replaces the transport's "Accept", as a
+        # dict that minded the case would not (two Accept headers, the server picks either).
+        send_one(send, Request("GET", f"{server.url}/x", {"accept": "text/plain"}))
+        (received,) = server.received
+        assert received.header("Accept") == ["text/plain"]
+        assert received.header("User-Agent") == [HEADERS["User-Agent"]]
+
+    @pytest.mark.parametrize("own", [{}, {"authorization": "Basic c29tZW9uZQ=="}], ids=["alone", "over-own"])
+    def test_the_token_is_sent_as_a_bearer_once(
+        self, send: Send, serve: Callable[[Reply], Server], own: dict[str, str]
+    ) -> None:
+        server = serve(reply(200))
+        # A request's own authorization (which the client never builds) gives way to the token.
+        send_one(send, Request("GET", f"{server.url}/x", own), token=TOKEN)
         (received,) = server.received
         assert received.header("Authorization") == [f"Bearer {TOKEN}"]
 
@@ -452,9 +467,15 @@ class TestRequestsThatCannotBeSent:
         [
             (f"x\n{SECRET}", {}),
             (f"x\r\n{SECRET}", {}),
+            (f"\u20ac{SECRET}", {}),
             (TOKEN, {"X-Request-Source": f"x\n{SECRET}"}),
         ],
-        ids=["line-feed-in-the-token", "crlf-in-the-token", "line-feed-in-a-request-header"],
+        ids=[
+            "line-feed-in-the-token",
+            "crlf-in-the-token",
+            "beyond-latin-1-in-the-token",
+            "line-feed-in-a-request-header",
+        ],
     )
     def test_a_header_value_http_cannot_carry_is_refused_for_good_without_quoting_it(
         self,
