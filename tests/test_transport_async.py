@@ -17,6 +17,7 @@ import asyncio
 import gzip
 import socket
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -343,6 +344,25 @@ class TestAnswersTooLargeOrTooSlow:
         failure = no_answer(send, Request("GET", f"{server.url}/x"))
         assert flags(failure) == {"timed_out": False, "permanent": True, "too_slow": False}
         assert "is over 8 MiB once decoded" in failure.reason
+
+    def test_refusing_a_compressed_answer_holds_little_more_than_the_cap_in_memory(
+        self, send: Send, serve: Callable[[Reply], Server], request: pytest.FixtureRequest
+    ) -> None:
+        if send.name == "httpx":
+            # httpx decodes each read from the socket (64 KiB) whole: gzip turns that into 64 MiB
+            # at once before the cap is checked (about 140 MiB at the peak; brotli or zstd, when
+            # installed, into more).
+            # Bounding it means decoding with a limit per step, as urllib3 2.6+ does for requests.
+            request.applymarker(pytest.mark.xfail(strict=True, reason="httpx decodes a read at once"))
+        bomb = gzip.compress(b"{" + b" " * (64 * 2**20) + b"}")
+        server = serve(reply(200, bomb, Content_Encoding="gzip"))
+        tracemalloc.start()
+        try:
+            no_answer(send, Request("GET", f"{server.url}/x"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 2 * MAX_ANSWER_BYTES
 
     def test_an_answer_dripping_past_twice_the_timeout_is_too_slow(
         self, send: Send, serve: Callable[[Reply], Server], release: threading.Event
