@@ -66,11 +66,16 @@ class HttpxTransport:
 
         :raises NoAnswer: when the connection failed, timed out, or the answer was too large or slow.
         """
-        headers = {**self.headers, **request.headers}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
         deadline = deadline_for(timeout)
         try:
+            # httpx.Headers, not a dict: names are not case-sensitive, so a request's "accept"
+            # replaces the transport's "Accept" and the token any "authorization", as requests
+            # merges them; a dict sent both. update(), not headers[...] = (which encodes as UTF-8
+            # what update refuses), and in the try: a value it cannot encode is unsendable.
+            headers = httpx.Headers(self.headers)
+            headers.update(request.headers)
+            if token is not None:
+                headers.update({"Authorization": f"Bearer {token}"})
             async with self.client.stream(
                 request.method,
                 request.url,
