@@ -4,7 +4,8 @@
 triggerer, with what the requests transport honours: ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``
 (httpx reads them too), a CA bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (which
 httpx would not read: :func:`tls_context`), no redirects followed, the same answer limits
-(:class:`~airflow_provider_jobmojito.wire.AnswerBody`) and the same descriptions of failures.
+(:class:`~airflow_provider_jobmojito.wire.AnswerBody`, applied as the body is decoded, in bounded
+steps: :class:`BoundedDecoder`) and the same descriptions of failures.
 httpx comes with every Airflow line.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import TYPE_CHECKING
+import zlib
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,7 +29,7 @@ from airflow_provider_jobmojito.wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from airflow_provider_jobmojito.wire import Request
 
@@ -44,6 +46,72 @@ def tls_context() -> ssl.SSLContext | bool:
     if os.path.isdir(bundle):
         return ssl.create_default_context(capath=bundle)
     return ssl.create_default_context(cafile=bundle)
+
+
+#: What this transport asks the server to compress with: what :class:`BoundedDecoder` decodes.
+ACCEPT_ENCODING = "gzip, deflate"
+#: The most one decoding step may produce. httpx decodes each read from the socket whole, which
+#: turns 64 KiB of gzip into 64 MiB at once; decoding in bounded steps lets the answer's size cap
+#: (:class:`~airflow_provider_jobmojito.wire.AnswerBody`) stop a compressed bomb early, as urllib3
+#: does for requests.
+DECODE_STEP = 64 * 1024
+
+
+class BoundedDecoder:
+    """Decode a body's ``Content-Encoding`` (none, ``gzip`` or ``deflate``), :data:`DECODE_STEP`
+    bytes at a time.
+
+    :param encoding: the answer's ``Content-Encoding`` header.
+    :raises NoAnswer: (permanent) for an encoding it does not decode; (transient) for a body that
+        does not decode, as a cut connection would leave it.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        name = encoding.strip().lower()
+        self._name = name
+        self._zlib: Any = None
+        if name in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif name == "deflate":
+            self._zlib = zlib.decompressobj()
+        elif name not in ("", "identity"):
+            raise NoAnswer(
+                f"the answer is encoded as {encoding[:40]!r}, which this client does not decode "
+                f"(it asks for {ACCEPT_ENCODING})",
+                timed_out=False,
+                permanent=True,
+            )
+        self._first = True
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of ``data``, in steps of at most :data:`DECODE_STEP`."""
+        if self._zlib is None:
+            yield data
+            return
+        try:
+            if self._first and data and self._name == "deflate":
+                self._first = False
+                self._zlib = _deflate_decoder_for(data)
+            step = self._zlib.decompress(data, DECODE_STEP)
+            yield step
+            while self._zlib.unconsumed_tail:
+                yield self._zlib.decompress(self._zlib.unconsumed_tail, DECODE_STEP)
+        except zlib.error as exc:
+            raise NoAnswer(f"the answer's {self._name} body does not decode: {exc}", timed_out=False) from exc
+
+    def flush(self) -> Iterator[bytes]:
+        """What is left once the body has arrived."""
+        if self._zlib is not None:
+            yield self._zlib.flush()
+
+
+def _deflate_decoder_for(first: bytes) -> Any:
+    """``deflate`` is meant to be zlib-wrapped, yet some servers send raw deflate: try the first."""
+    try:
+        zlib.decompressobj().decompress(first[:2])
+    except zlib.error:
+        return zlib.decompressobj(-zlib.MAX_WBITS)
+    return zlib.decompressobj()
 
 
 class HttpxTransport:
@@ -73,6 +141,7 @@ class HttpxTransport:
             # merges them; a dict sent both. update(), not headers[...] = (which encodes as UTF-8
             # what update refuses), and in the try: a value it cannot encode is unsendable.
             headers = httpx.Headers(self.headers)
+            headers.update({"Accept-Encoding": ACCEPT_ENCODING})
             headers.update(request.headers)
             if token is not None:
                 headers.update({"Authorization": f"Bearer {token}"})
@@ -85,7 +154,11 @@ class HttpxTransport:
                 follow_redirects=False,
             ) as response:
                 body = AnswerBody(response.status_code, deadline=deadline, timeout=timeout)
-                async for chunk in response.aiter_bytes():
+                decoder = BoundedDecoder(response.headers.get("Content-Encoding", ""))
+                async for raw in response.aiter_raw():
+                    for chunk in decoder.decode(raw):
+                        body.add(chunk)
+                for chunk in decoder.flush():
                     body.add(chunk)
         except httpx.TimeoutException as exc:
             raise NoAnswer(describe(exc), timed_out=True) from exc
