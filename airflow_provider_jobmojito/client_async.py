@@ -3,16 +3,19 @@
 The twin of :mod:`~airflow_provider_jobmojito.client`, deciding nothing either: it sends through
 an :class:`~airflow_provider_jobmojito.wire.AsyncTransport`, sleeps with ``asyncio.sleep``, and
 never blocks the loop: what may block (the host's token cache, Airflow 3's secret masker, which
-waits for the supervisor, and the sign-in locks) runs in a worker thread. It takes the same locks
-as the sync driver (the account's lock in this process and on this host), so that a worker and
-a triggerer on one host sign in once between them; its own coroutines queue for them on the loop
-first, so that no more than one worker thread per account waits for a lock.
+waits for the supervisor) runs in a worker thread. It takes the same locks as the sync driver (the
+account's lock in this process and on this host), so that a worker and a triggerer on one host
+sign in once between them. Those are waited for in threads of their own (:func:`lock_waiters`),
+never in the loop's default pool, which the holder needs to finish its sign-in; a driver's
+coroutines queue for them on the loop first, so that one thread per driver and account waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_jobmojito.masking import mask
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
     from airflow_provider_jobmojito.wire import Answer, AsyncTransport
 
 T = TypeVar("T")
+
+#: Threads of a process that may wait for sign-in locks at once; more waiters queue for them.
+LOCK_WAITING_THREADS = 4
 
 
 class AsyncJobMojitoClient:
@@ -74,7 +80,7 @@ class AsyncJobMojitoClient:
         if isinstance(step, Secret):
             return await asyncio.to_thread(on_secret, step.value)
         if isinstance(step, Exclusive):
-            async with self._turn(step.account), held_in_a_thread(step.locks()):
+            async with held(self._turn(step.account), step.locks()):
                 return await self.run(step.plan, on_secret=on_secret)
         if isinstance(step, Emit):  # emitted by a plan run for its result: not asked for
             return None
@@ -95,25 +101,49 @@ class AsyncJobMojitoClient:
 
 
 @contextlib.asynccontextmanager
-async def held_in_a_thread(locks: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
-    """Hold ``locks``, taken in a worker thread (taking them may block; releasing never does).
+async def held(turn: asyncio.Lock, locks: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
+    """Hold ``locks``, taken in a lock-waiting thread once this coroutine has the ``turn``.
 
-    A cancel while the thread waits cannot stop the thread: the locks are released as soon as it
-    gets them, so a cancelled trigger never leaves an account locked.
+    Taking them may block (another thread or process signs in); releasing never does, so it
+    happens on the loop. The thread is one of :func:`lock_waiters`, never the loop's default pool,
+    which the holder needs for the rest of its sign-in. A cancel while the thread waits cannot stop
+    the thread: the turn is kept and the locks are released as soon as it gets them, so a cancelled
+    trigger neither leaves an account locked nor lets a second thread of this loop wait for it.
     """
-    taking = asyncio.ensure_future(asyncio.to_thread(locks.__enter__))
+    await turn.acquire()
+    taking = asyncio.get_running_loop().run_in_executor(lock_waiters(), locks.__enter__)
     try:
         await asyncio.shield(taking)
-    except asyncio.CancelledError:
-        taking.add_done_callback(
-            lambda taken: (
-                None
-                if taken.cancelled() or taken.exception() is not None
-                else locks.__exit__(None, None, None)
-            )
-        )
+    except BaseException:
+        taking.add_done_callback(lambda taken: _let_go(taken, locks, turn))
         raise
     try:
         yield
     finally:
         locks.__exit__(None, None, None)
+        turn.release()
+
+
+def _let_go(
+    taken: asyncio.Future[None], locks: contextlib.AbstractContextManager[None], turn: asyncio.Lock
+) -> None:
+    """After a cancel: release what the waiting thread got, then the turn."""
+    if not taken.cancelled() and taken.exception() is None:
+        locks.__exit__(None, None, None)
+    turn.release()
+
+
+_WAITERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def lock_waiters() -> ThreadPoolExecutor:
+    """This process's threads for waiting on sign-in locks (made anew in a forked child, which
+    inherits none of its parent's threads)."""
+    pid = os.getpid()
+    waiters = _WAITERS.get(pid)
+    if waiters is None:
+        _WAITERS.clear()
+        waiters = _WAITERS[pid] = ThreadPoolExecutor(
+            max_workers=LOCK_WAITING_THREADS, thread_name_prefix="jobmojito-sign-in-lock"
+        )
+    return waiters

@@ -70,7 +70,7 @@ class Blocking:
     """Call ``function(*args)``, which may block (file locks, the masker); answer its result."""
 
     function: Callable[..., Any]
-    args: tuple[Any, ...] = ()
+    args: tuple[Any, ...] = field(default=(), repr=False)  # may be a token
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Exclusive:
         coroutines per account, so that they wait on the loop rather than in worker threads.
     """
 
-    account: Hashable
+    account: Hashable = field(repr=False)  # names the e-mail and a digest of the password
     locks: Callable[[], contextlib.AbstractContextManager[None]]
     plan: Plan[Any]
 

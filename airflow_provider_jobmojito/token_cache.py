@@ -29,6 +29,7 @@ import logging
 import os
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,19 +138,9 @@ class HostTokenCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(key))
 
-    @contextlib.contextmanager
-    def lock(self, key: tuple[str, ...]) -> Iterator[None]:
+    def lock(self, key: tuple[str, ...]) -> contextlib.AbstractContextManager[None]:
         """Hold the account's lock (across processes) for the duration of the block."""
-        path = self._path(key).with_suffix(".lock")
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            # A POSIX record lock, not flock(): a process forked while another thread holds it does
-            # not inherit it, so the child cannot be left waiting for a lock it holds itself. Within
-            # a process the threads take the sign-in's threading lock first.
-            fcntl.lockf(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # releases the lock
+        return _FILE_LOCKS.hold(self._path(key).with_suffix(".lock"))
 
     def _path(self, key: tuple[str, ...]) -> Path:
         return self.directory / f"{_account(key)[:40]}.json"
@@ -179,6 +170,75 @@ class HostTokenCache:
             except (ValueError, RecursionError):
                 return None
         return data if isinstance(data, dict) else None
+
+
+@dataclass
+class _Held:
+    """A lock file this process holds (or is taking): its one descriptor, and who uses it."""
+
+    descriptor: int
+    users: int = 0
+    taken: threading.Event = field(default_factory=threading.Event)
+    failure: OSError | None = None
+
+
+class ProcessFileLocks:
+    """The lock files of this process: one descriptor per file, shared by its threads.
+
+    A POSIX record lock (``lockf``) belongs to the process, and closing *any* descriptor of the
+    file releases it. So a second user in this process (``discard()`` after a 401, while another
+    thread or coroutine signs in) must not open and close a descriptor of its own: it shares the
+    first one's, once the process has the lock, and the last user to leave closes it. Processes
+    still wait for each other; this process's threads serialise sign-ins with their own lock.
+    Not ``flock()``: a process forked while another thread holds it would inherit the lock.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: dict[Path, _Held] = {}
+
+    @contextlib.contextmanager
+    def hold(self, path: Path) -> Iterator[None]:
+        """Hold the lock of ``path`` (created ``0600`` if missing) for the block."""
+        with self._mutex:
+            held = self._held.get(path)
+            first = held is None
+            if held is None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                held = self._held[path] = _Held(os.open(path, flags, 0o600))
+            held.users += 1
+        try:
+            if first:
+                try:
+                    fcntl.lockf(held.descriptor, fcntl.LOCK_EX)
+                except OSError as error:
+                    held.failure = error
+                    raise
+                finally:
+                    held.taken.set()
+            else:
+                held.taken.wait()
+                if held.failure is not None:
+                    raise OSError(f"Could not lock {path}: {held.failure}")
+            yield
+        finally:
+            with self._mutex:
+                held.users -= 1
+                if not held.users:
+                    del self._held[path]
+                    os.close(held.descriptor)  # releases the lock
+
+    def _after_fork_in_child(self) -> None:
+        # The child holds none of its parent's locks; its inherited descriptors only take room.
+        for held in self._held.values():
+            with contextlib.suppress(OSError):
+                os.close(held.descriptor)
+        self._mutex = threading.Lock()
+        self._held = {}
+
+
+_FILE_LOCKS = ProcessFileLocks()
+os.register_at_fork(after_in_child=_FILE_LOCKS._after_fork_in_child)
 
 
 def _account(key: tuple[str, ...]) -> str:

@@ -40,7 +40,7 @@ class Request:
 
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold the anon key
     body: bytes | None = field(default=None, repr=False)
     what: str = ""
 

@@ -7,6 +7,7 @@ transport, worker threads for what may block, and the sign-in locks it shares wi
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
@@ -179,3 +180,54 @@ def test_a_coroutine_cancelled_while_waiting_for_the_lock_leaves_it_free(
     with lock:
         assert lock.locked()
     assert not lock.locked()
+
+
+def test_more_drivers_of_one_account_than_the_loops_threads_sign_in_without_a_deadlock() -> None:
+    # Waiting for the account's lock in the loop's default pool parked every thread of it, and the
+    # holder never got one back to finish signing in (1.1.0 before release, found in review).
+    drivers = min(32, (os.cpu_count() or 1) + 4) + 1  # the default pool's size, and one more
+    with SandboxServer(email=EMAIL, password=PASSWORD) as server:
+        server.seed([{"id": POSITION, "status": "draft"}])
+        endpoints = endpoints_for(server.api_url, login=EMAIL, password=PASSWORD)
+
+        async def scenario() -> list[Any]:
+            clients = [async_client()[0] for _ in range(drivers)]
+            try:
+                plans = [endpoints.get_position(POSITION) for _ in clients]
+                runs = (client.run(plan) for client, plan in zip(clients, plans, strict=True))
+                return await asyncio.wait_for(asyncio.gather(*runs), timeout=60)
+            finally:
+                for client in clients:
+                    await client.aclose()
+
+        assert len(asyncio.run(scenario())) == drivers
+        assert [r["path"] for r in server.requests_log()].count(SIGN_IN) == 1
+
+
+def test_a_cancelled_caller_keeps_its_place_until_its_thread_lets_the_lock_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = WatchedLock()
+    monkeypatch.setattr(SIGN_IN_CACHE, "lock_for", lambda key: lock)
+    endpoints = endpoints_for("http://127.0.0.1:9/functions/v1", login=EMAIL, password=PASSWORD)
+    lock.hold()  # a worker thread of this process is signing in
+
+    async def scenario() -> int:
+        client, _ = async_client()
+        task = asyncio.ensure_future(client.run(endpoints.get_position(POSITION)))
+        await asyncio.to_thread(lock.wait_for, 1)  # its thread waits for the lock
+        for _ in range(3):  # cancelled and run again, as a trigger may be
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            task = asyncio.ensure_future(client.run(endpoints.get_position(POSITION)))
+            for _ in range(10):
+                await asyncio.sleep(0)  # let it reach its place in the queue
+        waiting = lock.waiting
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        lock.let_go()
+        await asyncio.to_thread(lock.wait_for, 0)
+        await client.aclose()
+        return waiting
+
+    assert asyncio.run(scenario()) == 1  # one thread waited, however often the caller came back

@@ -204,3 +204,27 @@ class TestRun:
         for _ in Run(plan()):
             break
         assert closed == [True]
+
+
+class TestReprs:
+    def test_tokens_passwords_and_keys_stay_out_of_every_steps_repr(self) -> None:
+        # A step is a local of the driver: error trackers that record locals must not see secrets.
+        settings = HookSettings.resolve(
+            host=API,
+            login=EMAIL,
+            password=PASSWORD,
+            extras={"supabase_anon_key": "anon-key-0123"},
+            overrides={},
+        )
+        tokens = TokenProvider(settings, "test")
+        steps = [
+            Send(tokens.sign_in_request(), "access-token-0123", 3.0),
+            Blocking(tokens.refused, ("access-token-0123",)),
+            Exclusive(tokens.account, tokens.sign_in_locks, iter(())),
+            Secret("signing-key-0123"),
+        ]
+        text = " ".join(map(repr, steps))
+        assert "Send(" in text
+        assert tokens.account is not None
+        for secret in ("access-token-0123", "anon-key-0123", PASSWORD, "signing-key-0123", tokens.account[2]):
+            assert secret not in text

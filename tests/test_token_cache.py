@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from airflow_provider_jobmojito.auth import SIGN_IN_CACHE
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
+from airflow_provider_jobmojito.token_cache import HostTokenCache
 from tests.conftest import REPO
 
 EMAIL, PASSWORD = "cache@example.com", "cache-password-never-on-disk"
@@ -150,3 +152,37 @@ def test_token_cache_process_switches_it_off(
     as_another_process(conn_id).list_interviews(limit=1)
     assert not cache_dir().exists()
     assert sign_ins(server) == 2
+
+
+_LOCK_PROBE = """
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def test_a_discard_while_another_thread_signs_in_leaves_the_host_lock_held(tmp_path: Path) -> None:
+    # A record lock belongs to the process: a second descriptor closed by discard() (a 401 in
+    # another thread) used to release the signing-in thread's lock for every other process.
+    cache = HostTokenCache(tmp_path / "tokens")
+    key = ("https://supabase.example.com", "probe@example.com", "digest")
+
+    def seen_from_another_process() -> str:
+        [lock_file] = (tmp_path / "tokens").glob("*.lock")
+        probe = subprocess.run(
+            [sys.executable, "-c", _LOCK_PROBE, str(lock_file)], capture_output=True, text=True, check=True
+        )
+        return probe.stdout.strip()
+
+    with cache.lock(key):  # a sign-in in progress
+        assert seen_from_another_process() == "held"
+        discarding = threading.Thread(target=cache.discard, args=(key, "refused-token"))
+        discarding.start()
+        discarding.join()
+        assert seen_from_another_process() == "held"
+    assert seen_from_another_process() == "free"

@@ -190,7 +190,8 @@ class JobMojitoHook(BaseHook):
                 conn = await _get_async_connection(self.jobmojito_conn_id)
                 settings = await asyncio.to_thread(self._resolve, conn)
                 endpoints = await asyncio.to_thread(self._endpoints_for, settings)
-                self._async_side = endpoints, AsyncJobMojitoClient(HttpxTransport(_HEADERS))
+                transport = await asyncio.to_thread(HttpxTransport, _HEADERS)  # loads CA certificates
+                self._async_side = endpoints, AsyncJobMojitoClient(transport)
         return self._async_side
 
     async def aclose(self) -> None:
