@@ -33,7 +33,10 @@ def main(pytest_args: list[str]) -> int:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "e2e")
         for name in COPIED:
             shutil.copytree(REPO / name, root / name, ignore=ignore)
-        shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
+        # pyproject.toml for pytest's settings; README.md, whose extras table a test holds against
+        # the package's declaration.
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, root / name)
         env = {
             **os.environ,
             "JOBMOJITO_TEST_INSTALLED": "1",

@@ -27,10 +27,12 @@ from airflow_provider_jobmojito.connection import (
     ui_field_behaviour,
 )
 from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
+from tests.conftest import REPO
 
 #: Where the package under test lives: subprocesses must import this copy, not another install.
 SOURCE_ROOT = Path(connection.__file__).resolve().parents[1]
-README = SOURCE_ROOT / "README.md"
+#: The checkout's README (in a run against the installed wheel, the copy next to the tests).
+README = REPO / "README.md"
 REGENERATE = "python -m airflow_provider_jobmojito.connection"
 
 #: The form's extra fields, as Airflow 3.2 and later read them from the provider info.
