@@ -51,7 +51,7 @@ class SandboxApp(SandboxContext):
                 time.sleep(fault.seconds)
             # Like Supabase's gateway, credentials are checked before the route is even looked up.
             response = api.check_credentials(self, request) or self._dispatch(api.ROUTES, request)
-        elif fault.kind == "status":
+        elif fault.kind in ("status", "answer"):
             response = _fault_response(fault)
         else:
             response = None

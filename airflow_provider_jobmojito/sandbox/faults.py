@@ -1,4 +1,5 @@
-"""Injected faults: error answers, slow answers and dropped connections, consumed in order."""
+"""Injected faults: error answers, canned answers, slow answers and dropped connections, consumed
+in order."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any, Literal
 
 from .state import ValidationError
 
-FaultKind = Literal["status", "delay", "drop"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("status", "delay", "drop")
+FaultKind = Literal["status", "answer", "delay", "drop"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("status", "answer", "delay", "drop")
 _KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"kind", "count", "path", "status", "retry_after", "body"}),
+    "answer": frozenset({"kind", "count", "path", "body"}),
     "delay": frozenset({"kind", "count", "path", "seconds"}),
     "drop": frozenset({"kind", "count", "path"}),
 }
@@ -25,14 +27,16 @@ MAX_DELAY_SECONDS = 300.0
 class Fault:
     """One queued fault.
 
-    :param kind: ``status`` (answer ``status`` instead of processing), ``delay`` (sleep ``seconds``,
-        then process normally) or ``drop`` (read the request, close the socket without answering).
+    :param kind: ``status`` (answer ``status`` instead of processing), ``answer`` (answer ``200``
+        with ``body`` instead of processing: an API that misbehaves without erring, such as one
+        ignoring a filter), ``delay`` (sleep ``seconds``, then process normally) or ``drop`` (read
+        the request, close the socket without answering).
     :param count: requests it still applies to.
     :param path: the exact request path it applies to, or ``None`` for every API and auth route.
     :param status: the answered status code (``status`` kind).
     :param retry_after: the ``Retry-After`` header value, seconds or an HTTP date (``status`` kind).
     :param body: the answered body: a JSON object/array, or a string sent as ``text/plain``;
-        ``None`` answers ``{"error": <reason phrase>}``.
+        ``None`` answers ``{"error": <reason phrase>}`` (``status`` kind); ``answer`` needs one.
     :param seconds: how long to sleep (``delay`` kind).
     """
 
@@ -93,6 +97,11 @@ def parse_fault(spec: object) -> Fault:
     options: dict[str, Any] = {}
     if kind == "status":
         options = _status_options(spec)
+    elif kind == "answer":
+        body = spec.get("body")
+        if not isinstance(body, dict | list | str):
+            raise ValidationError("body", "Must be a JSON object, an array or a string.")
+        options = {"status": 200, "body": body}
     elif kind == "delay":
         seconds = spec.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
@@ -104,7 +113,7 @@ def parse_fault(spec: object) -> Fault:
 
 
 def fault_response_body(fault: Fault) -> Any:
-    """The body a ``status`` fault answers with."""
+    """The body a ``status`` or ``answer`` fault answers with."""
     if fault.body is not None:
         return fault.body
     assert fault.status is not None  # parse_fault guarantees it for this kind

@@ -412,7 +412,7 @@ class SandboxServer:
 
     def add_fault(
         self,
-        kind: Literal["status", "delay", "drop"],
+        kind: Literal["status", "answer", "delay", "drop"],
         *,
         count: int = 1,
         path: str | None = None,
@@ -423,12 +423,12 @@ class SandboxServer:
     ) -> dict[str, Any]:
         """Queue a fault, as ``POST /_sandbox/faults``.
 
-        :param kind: ``"status"``, ``"delay"`` or ``"drop"``.
+        :param kind: ``"status"``, ``"answer"`` (``200`` with ``body``), ``"delay"`` or ``"drop"``.
         :param count: how many matching requests it applies to.
         :param path: exact request path it applies to; ``None`` means every API and auth route.
         :param status: the status code to answer (``status`` kind).
         :param retry_after: ``Retry-After`` header value (``status`` kind).
-        :param body: body to answer (``status`` kind): JSON object/array, or text.
+        :param body: body to answer (``status`` and ``answer`` kinds): JSON object/array, or text.
         :param seconds: how long to wait before answering normally (``delay`` kind).
         :return: the queued fault.
         :raises ValidationError: for an invalid combination.

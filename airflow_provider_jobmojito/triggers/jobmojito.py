@@ -13,7 +13,9 @@ poll interval, so sensors waiting with the same interval share one list call per
 
 Errors are judged by :attr:`~airflow_provider_jobmojito.exceptions.JobMojitoError.transient`
 alone: a transient one is logged and the wait goes on; a permanent one (a 404, refused
-credentials...) ends it.
+credentials...) ends a sensor's wait, and makes a watch back off. A list that ends before it says
+it is complete (a page empty while it said there was more, or paging stopped by the hook's bounds)
+is an incomplete read: a transient error, never a partial answer taken as the whole list.
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_jobmojito.exceptions import JobMojitoError, JobMojitoUnexpectedAnswerError
+from airflow_provider_jobmojito.exceptions import (
+    JobMojitoError,
+    JobMojitoUnavailableError,
+    JobMojitoUnexpectedAnswerError,
+)
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.status import InterviewStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 
 #: How an :class:`InterviewStateTrigger`'s wait ended.
 Outcome = Literal["success", "failure", "timeout", "error"]
@@ -116,6 +122,44 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def _whole_list(hook: JobMojitoHook, status: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    """The pages of ``merchant-interview-list``, or a transient error if the list ends before it
+    says it is complete.
+
+    The hook's pager stops at a page that brings no rows, and raises when the API keeps saying
+    ``has_more`` past its bounds; either way, after a page that said there was more, what was read
+    is not the whole list. A caller that took it as whole would miss positions (a watch would see
+    them leave, then fire again as false entries), so it is an incomplete read: transient, read
+    again next round. A caller may stop early itself (``aclose``) without this error.
+
+    :param hook: the connection's hook.
+    :param status: the list's ``status`` filter, if any.
+    :raises JobMojitoUnavailableError: the read was incomplete.
+    """
+    more = False  # what the last page said
+    pages = hook.aiter_interview_pages() if status is None else hook.aiter_interview_pages(status=status)
+    try:
+        async for page in pages:
+            pagination = page.get("pagination") if isinstance(page, dict) else None
+            more = isinstance(pagination, dict) and pagination.get("has_more") is True
+            yield page
+    except JobMojitoUnexpectedAnswerError as error:
+        if not more:  # the first page itself was odd: the same answer will be read the same way
+            raise
+        raise JobMojitoUnavailableError(f"Incomplete read of the positions' list: {error}") from error
+    finally:
+        # Stopped early (by the caller, or an error), the hook's pager is closed now, not when it
+        # is collected.
+        close = getattr(pages, "aclose", None)
+        if close is not None:
+            await close()
+    if more:
+        raise JobMojitoUnavailableError(
+            "Incomplete read of the positions' list: a page came back empty while the list said "
+            "there was more; reading again next round."
+        )
+
+
 class _StatusBoard:
     """Reads the status of every watched position with one list call per interval, for all.
 
@@ -190,7 +234,7 @@ class _StatusBoard:
 
     async def _read(self, watched: set[str]) -> _Statuses:
         statuses: _Statuses = {}
-        pages = self.hook.aiter_interview_pages()
+        pages = _whole_list(self.hook)
         try:
             async for page in pages:
                 self.calls["list"] += 1
@@ -202,9 +246,7 @@ class _StatusBoard:
                     break  # everyone is seen: the later pages are not read
         finally:
             # Stopped early, the pager (an async generator) is closed now, not when it is collected.
-            close = getattr(pages, "aclose", None)
-            if close is not None:
-                await close()
+            await pages.aclose()
         for position_id in watched - statuses.keys():
             self.calls["get"] += 1
             try:
@@ -307,13 +349,15 @@ class InterviewStateTrigger(BaseTrigger):
 
     Fires once, a :class:`WaitOutcome`: ``{"outcome", "position_id", "status"}`` with outcome
     ``success`` (a wanted status was reached), ``failure`` (a failure status was), ``timeout``
-    (``deadline`` passed) or ``error`` (a permanent API error such as a 404, with its ``message``
-    and ``"transient": false``). Transient API errors are logged and the wait goes on. The
-    triggers of one connection and interval share one list call per interval (:data:`SHARED_POLLS`).
+    (``deadline`` passed, even while a round is still reading) or ``error`` (a permanent API error
+    such as a 404, with its ``message`` and ``"transient": false``). Transient API errors are
+    logged and the wait goes on. The triggers of one connection and interval share one list call
+    per interval (:data:`SHARED_POLLS`). It logs when it starts and when the status or the error
+    it reads changes, not every interval.
 
     :param position_id: the position to watch (a canonical UUID).
-    :param status: the statuses to wait for.
-    :param failure_status: statuses that end the wait as a failure.
+    :param status: the statuses to wait for, one or a list.
+    :param failure_status: statuses that end the wait as a failure, one or a list.
     :param jobmojito_conn_id: the Airflow connection.
     :param poll_interval: seconds between reads.
     :param deadline: POSIX time at which to give up, or ``None``.
@@ -332,8 +376,8 @@ class InterviewStateTrigger(BaseTrigger):
         self,
         *,
         position_id: str,
-        status: Iterable[str],
-        failure_status: Iterable[str] = (),
+        status: str | Iterable[str],
+        failure_status: str | Iterable[str] = (),
         jobmojito_conn_id: str = "jobmojito_default",
         poll_interval: float = 60.0,
         deadline: float | None = None,
@@ -341,8 +385,10 @@ class InterviewStateTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.position_id = position_id
-        self.status = list(status)
-        self.failure_status = list(failure_status)
+        # One string is one status, not a list of letters.
+        self.status = InterviewStatus.parse_many(status, param="status")
+        failure = [failure_status] if isinstance(failure_status, str) else list(failure_status)
+        self.failure_status = InterviewStatus.parse_many(failure, param="failure_status") if failure else []
         self.jobmojito_conn_id = jobmojito_conn_id
         self.poll_interval = float(poll_interval)
         self.deadline = deadline
@@ -365,15 +411,25 @@ class InterviewStateTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         board = self.shared.board(self.jobmojito_conn_id, self.hook_params, self.poll_interval)
         status: str | None = None  # as last read
+        logged: object = None  # what the last line said (a status or an error's message)
+        self.log.info("Position %s: waiting for %s.", self.position_id, ", ".join(self.status))
         while True:
-            if self.deadline is not None and self.clock() >= self.deadline:
+            remaining = None if self.deadline is None else self.deadline - self.clock()
+            if remaining is not None and remaining <= 0:
                 yield self._fire(WaitOutcome("timeout", self.position_id, status))
                 return
             try:
-                status = await board.next_status(self.position_id)
+                # Bounded by the deadline: a round that reads for long (many pages, a slow API)
+                # must not keep the wait past it; the round goes on for the board's other waiters.
+                status = await asyncio.wait_for(board.next_status(self.position_id), remaining)
+            except TimeoutError:
+                yield self._fire(WaitOutcome("timeout", self.position_id, status))
+                return
             except JobMojitoError as error:
                 if error.transient:
-                    self.log.warning("Position %s: %s; still waiting.", self.position_id, error)
+                    if str(error) != logged:  # a line per new trouble, not per interval
+                        logged = str(error)
+                        self.log.warning("Position %s: %s; still waiting.", self.position_id, error)
                     continue
                 yield self._fire(
                     WaitOutcome("error", self.position_id, status, message=str(error), transient=False)
@@ -385,9 +441,11 @@ class InterviewStateTrigger(BaseTrigger):
             if status in self.failure_status:
                 yield self._fire(WaitOutcome("failure", self.position_id, status))
                 return
-            self.log.info(
-                "Position %s is %s; waiting for %s.", self.position_id, status, ", ".join(self.status)
-            )
+            if status != logged:  # a line per change: 300 waiting sensors, not 300 lines an interval
+                logged = status
+                self.log.info(
+                    "Position %s is %s; waiting for %s.", self.position_id, status, ", ".join(self.status)
+                )
 
     @staticmethod
     def _fire(outcome: WaitOutcome) -> TriggerEvent:
@@ -408,9 +466,13 @@ if BaseEventTrigger is not None:
         Fires on changes, never on states: positions already in a watched status when the watch
         starts do not fire, and a position fires again only after it left the statuses and came
         back (as seen by two polls; a round trip between two polls is not seen). Each poll lists
-        the positions in the watched statuses (``merchant-interview-list``, paged by 1,000). A
-        restarted triggerer starts a new watch: it does not replay old changes. Transient API
-        errors are logged and the watch goes on; permanent ones (auth, configuration) end it.
+        the positions in the watched statuses (``merchant-interview-list``, paged by 1,000); only
+        rows whose status is a watched one count, whatever the API sends. A restarted triggerer
+        starts a new watch: it does not replay old changes. Transient API errors are logged and
+        the watch goes on. Permanent ones (auth, configuration) do not end it either (a triggerer
+        would only restart it, and lose its baseline): they are logged once and the watch backs
+        off, doubling its wait up to :attr:`MAX_BACKOFF_INTERVALS` poll intervals, until a poll
+        succeeds; its baseline is kept throughout.
 
         Event payload: ``{"position_id", "status", "updated_at"}``, ``status`` being the
         position's status (one of the watched ones).
@@ -423,6 +485,16 @@ if BaseEventTrigger is not None:
 
         #: What the triggers share; a class attribute, so a test may give the triggers another.
         shared: ClassVar[SharedPolls] = SHARED_POLLS
+        #: The longest wait after permanent errors, in poll intervals.
+        MAX_BACKOFF_INTERVALS: ClassVar[int] = 8
+
+        @staticmethod
+        async def sleep(seconds: float) -> None:
+            """Wait ``seconds`` between polls (a test may replace it to see the waits).
+
+            :param seconds: how long.
+            """
+            await asyncio.sleep(seconds)
 
         def __init__(
             self,
@@ -452,14 +524,33 @@ if BaseEventTrigger is not None:
         async def run(self) -> AsyncIterator[TriggerEvent]:
             hook = self.shared.hook(self.jobmojito_conn_id, self.hook_params)
             known: dict[str, str] | None = None
+            watched = ", ".join(self.status)
+            wait = self.poll_interval
+            trouble: str | None = None  # the error last logged, until a poll succeeds
             while True:
                 try:
                     current = await self._positions_in_watched_statuses(hook)
                 except JobMojitoError as error:
+                    # Logged when it is new, without a traceback: the same error every poll would
+                    # flood the triggerer's log.
+                    if str(error) != trouble:
+                        trouble = str(error)
+                        if error.transient:
+                            self.log.warning("Watching %s: %s; trying again.", watched, error)
+                        else:
+                            self.log.error(
+                                "Watching %s: %s; the watch goes on, polling less often until a "
+                                "poll succeeds.",
+                                watched,
+                                error,
+                            )
                     if not error.transient:
-                        raise  # the triggerer fails the watch and logs why
-                    self.log.warning("Watching %s: %s; trying again.", ", ".join(self.status), error)
+                        # Backing off: a permanent error asks for someone to act, not for polls.
+                        wait = min(wait * 2, self.poll_interval * self.MAX_BACKOFF_INTERVALS)
                 else:
+                    if trouble is not None:
+                        self.log.info("Watching %s: reading again.", watched)
+                    trouble, wait = None, self.poll_interval
                     if known is None:
                         self.log.info(
                             "Watching %d position(s) now in %s for changes.",
@@ -477,17 +568,19 @@ if BaseEventTrigger is not None:
                                 }
                             )
                     known = {pid: row["status"] for pid, row in current.items()}
-                await asyncio.sleep(self.poll_interval)
+                await self.sleep(wait)
 
         async def _positions_in_watched_statuses(self, hook: JobMojitoHook) -> dict[str, dict[str, Any]]:
             rows: dict[str, dict[str, Any]] = {}
             for status in self.status:
-                async for page in hook.aiter_interview_pages(status=status):
+                async for page in _whole_list(hook, status=status):
                     for row in page.get("data") or []:
+                        # Only rows in a watched status: an API that ignores its filter must not
+                        # make an active position look like a completed one.
                         if (
                             isinstance(row, dict)
                             and isinstance(row.get("id"), str)
-                            and isinstance(row.get("status"), str)
+                            and row.get("status") in self.status
                         ):
                             rows[row["id"]] = row
             return rows

@@ -643,6 +643,18 @@ def test_status_fault_can_carry_an_http_date_and_a_custom_body(api: Api) -> None
     assert gateway.text == "<html>Bad gateway</html>"
 
 
+def test_answer_fault_answers_200_with_its_body_instead_of_the_api(api: Api) -> None:
+    # An API that misbehaves without an error (e.g. ignores a filter): 200 and a canned body.
+    canned = {"data": [{"id": PID, "status": "active"}], "pagination": {"has_more": False}}
+    api.server.add_fault("answer", body=canned, path=LIST)
+    answered = api.list()
+    assert (answered.status_code, answered.json()) == (200, canned)
+    assert api.server.requests_log()[-1]["fault"] == "answer"
+    assert api.list().json() != canned  # one unit: the API answers again
+    assert add_fault(api.server, {"kind": "answer"}).status_code == 422  # no body, no answer
+    assert add_fault(api.server, {"kind": "answer", "body": {}, "status": 500}).status_code == 422
+
+
 def test_faults_are_consumed_in_order_one_unit_per_request(api: Api) -> None:
     api.server.add_fault("status", status=503, count=2)
     api.server.add_fault("status", status=429)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import threading
 import uuid
 from typing import Any
@@ -49,6 +50,13 @@ async def first_event(trigger: Any, seconds: float = 60) -> dict[str, Any]:
         raise AssertionError("the trigger ended without an event")
 
     return await asyncio.wait_for(run(), seconds)
+
+
+def logged_here(trigger: Any) -> str:
+    """Give ``trigger`` a standard logger of its own (Airflow 3's is structlog, which ``caplog``
+    does not see) and return its name."""
+    trigger._log = logging.getLogger(f"tests.trigger.{uuid.uuid4()}")
+    return str(trigger._log.name)
 
 
 async def until(condition: Any, seconds: float = 30) -> None:
@@ -318,6 +326,92 @@ class TestInterviewStateTrigger:
         assert asyncio.run(first_event(trigger))["outcome"] == "success"
         assert calls(jobmojito_sandbox, GET) == 3
 
+    def test_a_status_given_as_one_string_is_one_status(
+        self, positions: list[str], jobmojito_sandbox: Any
+    ) -> None:
+        trigger = rebuilt(
+            InterviewStateTrigger(
+                position_id=positions[0], status="completed", failure_status="archived", poll_interval=0.05
+            )
+        )
+        assert (trigger.status, trigger.failure_status) == (["completed"], ["archived"])
+
+        async def scenario() -> dict[str, Any]:
+            waiting = asyncio.ensure_future(first_event(trigger))
+            await until(lambda: calls(jobmojito_sandbox, LIST) >= 2)
+            jobmojito_sandbox.admin_set_status(positions[0], "completed")
+            return await waiting
+
+        assert asyncio.run(scenario())["outcome"] == "success"
+
+    def test_the_deadline_holds_while_a_round_is_still_reading(
+        self, positions: list[str], jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The list answers in 20 s; the clock says the deadline is a tenth of a second away.
+        jobmojito_sandbox.add_fault("delay", seconds=20, path=LIST)
+        monkeypatch.setattr(InterviewStateTrigger, "clock", staticmethod(lambda: 99.9))
+        trigger = rebuilt(
+            InterviewStateTrigger(
+                position_id=positions[0], status=["completed"], poll_interval=0.05, deadline=100.0
+            )
+        )
+
+        async def scenario() -> tuple[dict[str, Any], int]:
+            event = await first_event(trigger, seconds=10)  # not the 20 s of the round
+            return event, SHARED_POLLS.board("jobmojito_default", {}, 0.05).rounds
+
+        event, rounds = asyncio.run(scenario())
+        assert event == {"outcome": "timeout", "position_id": positions[0], "status": None}
+        # One round had started, and its list call was still unanswered.
+        assert (rounds, calls(jobmojito_sandbox, LIST)) == (1, 0)
+
+    @pytest.mark.parametrize("second_page", ["empty", "the-same"])
+    def test_a_list_that_stops_before_it_says_it_is_complete_is_read_again_not_taken_as_whole(
+        self, positions: list[str], jobmojito_sandbox: Any, second_page: str
+    ) -> None:
+        other = {"id": str(uuid.uuid4()), "status": "active"}
+        first = {"data": [other], "pagination": {"total": 5000, "has_more": True}}
+        then = {"data": [] if second_page == "empty" else [other], "pagination": first["pagination"]}
+        jobmojito_sandbox.add_fault("answer", path=LIST, body=first)
+        jobmojito_sandbox.add_fault("answer", path=LIST, body=then)
+        trigger = InterviewStateTrigger(position_id=positions[0], status=["active"], poll_interval=0.05)
+
+        async def scenario() -> tuple[dict[str, Any], int]:
+            event = await first_event(trigger)
+            return event, SHARED_POLLS.board("jobmojito_default", {}, 0.05).rounds
+
+        event, rounds = asyncio.run(scenario())
+        # The first round's partial answer was not taken as whole (no single read of the
+        # position it did not show): the next round read the list again.
+        assert event == {"outcome": "success", "position_id": positions[0], "status": "active"}
+        assert (rounds, calls(jobmojito_sandbox, LIST), calls(jobmojito_sandbox, GET)) == (2, 3, 0)
+
+    def test_a_waiting_trigger_logs_once_per_change_not_per_interval(
+        self, positions: list[str], jobmojito_sandbox: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        trigger = InterviewStateTrigger(
+            position_id=positions[0], status=["completed"], failure_status=["deleted"], poll_interval=0.05
+        )
+        logger = logged_here(trigger)
+
+        async def scenario() -> dict[str, Any]:
+            waiting = asyncio.ensure_future(first_event(trigger))
+            await until(lambda: calls(jobmojito_sandbox, LIST) >= 5)
+            jobmojito_sandbox.admin_set_status(positions[0], "archived")
+            seen = calls(jobmojito_sandbox, LIST)
+            await until(lambda: calls(jobmojito_sandbox, LIST) >= seen + 5)
+            jobmojito_sandbox.admin_set_status(positions[0], "completed")
+            return await waiting
+
+        with caplog.at_level(logging.DEBUG, logger=logger):
+            assert asyncio.run(scenario())["outcome"] == "success"
+        lines = [r.getMessage() for r in caplog.records if r.name == logger]
+        assert lines == [
+            f"Position {positions[0]}: waiting for completed.",
+            f"Position {positions[0]} is active; waiting for completed.",
+            f"Position {positions[0]} is archived; waiting for completed.",
+        ]
+
     def test_many_triggers_of_one_connection_share_one_list_call_per_round(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any
     ) -> None:
@@ -485,20 +579,82 @@ class TestInterviewStateChangeTrigger:
 
         assert asyncio.run(scenario())["position_id"] == positions[1]
 
-    def test_a_permanent_error_ends_the_watch(self, positions: list[str], jobmojito_sandbox: Any) -> None:
+    def test_a_permanent_error_does_not_end_the_watch_and_backs_off(
+        self,
+        positions: list[str],
+        jobmojito_sandbox: Any,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
         from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
 
-        trigger = InterviewStateChangeTrigger(status="completed", poll_interval=0.05)
+        already, enters, _ = positions
+        jobmojito_sandbox.admin_set_status(already, "completed")
+        waits: list[float] = []
 
-        async def scenario() -> dict[str, Any]:
-            waiting = asyncio.ensure_future(first_event(trigger))
-            await until(lambda: calls(jobmojito_sandbox, LIST) >= 1)
-            jobmojito_sandbox.add_fault("status", status=404, count=1, path=LIST, body=GONE)
-            return await waiting
+        async def sleep(seconds: float) -> None:
+            if not waits:  # the baseline is taken: now the API refuses six polls, and one enters
+                jobmojito_sandbox.add_fault("status", status=404, count=6, path=LIST, body=GONE)
+                jobmojito_sandbox.admin_set_status(enters, "completed")
+            waits.append(seconds)
+            await asyncio.sleep(0)
 
-        with pytest.raises(JobMojitoNotFoundError, match="404") as raised:
+        monkeypatch.setattr(InterviewStateChangeTrigger, "sleep", staticmethod(sleep))
+        trigger = rebuilt(InterviewStateChangeTrigger(status="completed", poll_interval=1))
+        logger = logged_here(trigger)
+        events: list[dict[str, Any]] = []
+
+        async def scenario() -> None:
+            async def collect() -> None:
+                async for event in trigger.run():
+                    events.append(dict(event.payload))
+
+            task = asyncio.ensure_future(collect())
+            await until(lambda: len(waits) >= 8)
+            task.cancel()
+
+        with caplog.at_level(logging.DEBUG, logger=logger):
             asyncio.run(scenario())
-        assert not raised.value.transient
+        # Doubling up to 8 intervals while refused, back to one after the poll that succeeded.
+        assert waits[:8] == [1, 2, 4, 8, 8, 8, 8, 1]
+        assert calls(jobmojito_sandbox, LIST) >= 8
+        # The baseline was kept: the entry made while refused fires, the position already there not.
+        assert [event["position_id"] for event in events] == [enters]
+        # One line for six refused polls, and none a traceback; one when it reads again.
+        lines = [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records if r.name == logger]
+        assert [(level, "404" in message, info) for level, message, info in lines] == [
+            (logging.INFO, False, None),  # the baseline
+            (logging.ERROR, True, None),
+            (logging.INFO, False, None),  # reading again
+        ]
+
+    def test_a_watch_of_completed_does_not_fire_for_an_active_row_the_api_sent_anyway(
+        self, positions: list[str], jobmojito_sandbox: Any
+    ) -> None:
+        from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
+
+        active = jobmojito_sandbox.position(positions[0])
+        unfiltered = {"data": [active], "pagination": {"total": 1, "has_more": False}}
+        trigger = InterviewStateChangeTrigger(status="completed", poll_interval=0.05)
+        events: list[dict[str, Any]] = []
+
+        async def scenario() -> None:
+            async def collect() -> None:
+                async for event in trigger.run():
+                    events.append(dict(event.payload))
+
+            task = asyncio.ensure_future(collect())
+            await until(lambda: calls(jobmojito_sandbox, LIST) >= 1)  # the (empty) baseline
+            # The API ignores its status filter for three polls: it lists an active position.
+            jobmojito_sandbox.add_fault("answer", count=3, path=LIST, body=unfiltered)
+            await until(lambda: jobmojito_sandbox.faults() == [])
+            jobmojito_sandbox.admin_set_status(positions[1], "completed")
+            await until(lambda: len(events) >= 1)
+            task.cancel()
+
+        asyncio.run(scenario())
+        assert active["status"] == "active"
+        assert [event["position_id"] for event in events] == [positions[1]]
 
 
 @pytest.mark.skipif(AIRFLOW_V3, reason="on Airflow 3 the class exists")
