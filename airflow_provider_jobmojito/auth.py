@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pendulum
 
-from airflow_provider_jobmojito import token_cache
+from airflow_provider_jobmojito import exceptions, token_cache
 from airflow_provider_jobmojito.answers import error_of, json_of
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
     JobMojitoConfigError,
+    JobMojitoError,
     JobMojitoServerError,
 )
 from airflow_provider_jobmojito.masking import mask
-from airflow_provider_jobmojito.token_cache import SignedInToken
+from airflow_provider_jobmojito.token_cache import FailedSignIn, SignedInToken, warn_once
 from airflow_provider_jobmojito.wire import Request
 
 if TYPE_CHECKING:
@@ -39,7 +40,15 @@ if TYPE_CHECKING:
     from airflow_provider_jobmojito.settings import HookSettings
     from airflow_provider_jobmojito.wire import Answer
 
-_NO_LOCK = contextlib.nullcontext()
+#: Stand for the URL and the e-mail in a remembered failure's message (put back when read).
+_URL_PLACEHOLDER, _LOGIN_PLACEHOLDER = "<supabase_url>", "<login>"
+
+
+def _scrubbed(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
 
 #: A static token this close to its expiry is still sent, with a warning.
 EXPIRY_WARNING_WINDOW = pendulum.duration(minutes=10)
@@ -139,9 +148,13 @@ class TokenProvider:
     The client's plan (:meth:`~airflow_provider_jobmojito.plan.Calls.token`) asks :meth:`current`;
     ``None`` means "sign in first": it sends :meth:`sign_in_request` holding
     :meth:`sign_in_locks` (so that threads, coroutines and processes finding no token sign in
-    once) and hands the answer to :meth:`accept_sign_in`. After a 401 it calls :meth:`refused`,
-    which says whether signing in again may help. Reading the host's cache and registering a token
-    with the masker may block: an async driver calls these methods in a worker thread.
+    once) and hands the answer to :meth:`accept_sign_in`. Holding the locks, it first asks
+    :meth:`recall_failed_sign_in` whether another process's sign-in has just failed (then it raises
+    that error at once), and hands a failure of its own to :meth:`remember_failed_sign_in`. After a
+    401 it calls :meth:`refused`, which says whether signing in again may help. Reading the host's
+    cache and registering a token with the masker may block: an async driver calls these methods in
+    a worker thread. Trouble with the host's cache (its folder, its files) never fails a call: the
+    process goes on with its own cache, and warns once.
 
     :param settings: the connection's settings.
     :param conn_id: the connection's id, for messages.
@@ -180,7 +193,14 @@ class TokenProvider:
         if self._key is None:
             yield
             return
-        with SIGN_IN_CACHE.lock_for(self._key), self._host.lock(self._key) if self._host else _NO_LOCK:
+        with contextlib.ExitStack() as held:
+            held.enter_context(SIGN_IN_CACHE.lock_for(self._key))
+            if self._host is not None:
+                try:
+                    held.enter_context(self._host.lock(self._key))
+                except OSError as error:
+                    # Threads of this process still sign in once; other processes may too.
+                    self._host_trouble("lock sign-ins across processes", error)
             yield
 
     def current(self) -> str | None:
@@ -192,7 +212,10 @@ class TokenProvider:
         if self._key is not None:
             cached = SIGN_IN_CACHE.get(self._key)
             if cached is None and self._host is not None:
-                cached = self._host.get(self._key)
+                try:
+                    cached = self._host.get(self._key)
+                except OSError as error:  # the reader checks; this is for what no one foresaw
+                    self._host_trouble("read the shared token", error)
                 if cached is not None:
                     # Another process signed in: this one has not registered the token yet.
                     mask(cached.access_token)
@@ -214,7 +237,10 @@ class TokenProvider:
         # The host's copy first: a thread reading the host cache meanwhile could otherwise put
         # the refused token back into this process's cache.
         if self._host is not None:
-            self._host.discard(self._key, token)
+            try:
+                self._host.discard(self._key, token)
+            except OSError as error:
+                self._host_trouble("forget the refused token", error)
         SIGN_IN_CACHE.discard(self._key, token)
         return True
 
@@ -230,7 +256,15 @@ class TokenProvider:
         )
 
     def accept_sign_in(self, answer: Answer) -> str:
-        """Read a sign-in answer: cache and mask its token and return it, or raise why not."""
+        """Read a sign-in answer: cache and mask its token and return it, or raise why not (and
+        remember why, briefly, for the processes waiting for the locks)."""
+        try:
+            return self._accept_sign_in(answer)
+        except JobMojitoError as error:
+            self.remember_failed_sign_in(error)
+            raise
+
+    def _accept_sign_in(self, answer: Answer) -> str:
         if answer.status >= 300:
             self._raise_for_sign_in(answer)
         what = "Supabase sign-in"
@@ -254,10 +288,92 @@ class TokenProvider:
         SIGN_IN_CACHE.put(self._key, signed_in)
         if self._host is not None:
             try:
+                self._host.forget_failure(self._key)
                 self._host.put(self._key, signed_in)
             except OSError as error:  # a full disk: this process keeps its token all the same
-                self.log.warning("Could not share the signed-in token with other processes: %s", error)
+                self._host_trouble("share the signed-in token", error)
         return token
+
+    def recall_failed_sign_in(self) -> None:
+        """Raise the error of a sign-in that another process (or thread) of this host has just
+        seen fail with these very credentials, rather than sign in again; call it holding
+        :meth:`sign_in_locks`.
+
+        :raises JobMojitoError: the remembered error (its class, status and message), with a note
+            of when the next sign-in will be tried.
+        """
+        if self._key is None or self._host is None:
+            return
+        try:
+            failure = self._host.failure(self._key, self._fingerprint())
+        except OSError as error:
+            self._host_trouble("read a failed sign-in", error)
+            return
+        if failure is None:
+            return
+        error_class = getattr(exceptions, failure.kind)
+        settings = self.settings
+        message = failure.message.replace(_URL_PLACEHOLDER, settings.supabase_url)
+        message = message.replace(_LOGIN_PLACEHOLDER, settings.login)
+        seconds = max(failure.until - self._host.clock(), 0.0)
+        self.log.warning(
+            "Not signing in: a sign-in with the same credentials failed on this host moments ago; "
+            "the next one will be tried in %.0f s.",
+            seconds,
+        )
+        raise error_class(
+            f"{message} (A sign-in on this host failed the same way moments ago; the next one "
+            f"will be tried in {seconds:.0f} s.)",
+            status_code=failure.status_code,
+            error=failure.error,
+        )
+
+    def remember_failed_sign_in(self, error: JobMojitoError) -> None:
+        """Remember ``error``, which a sign-in just raised, for the processes waiting for the
+        locks (briefly; see :mod:`~airflow_provider_jobmojito.token_cache`); call it holding
+        :meth:`sign_in_locks`. Errors other than the sign-in service's answers are not kept."""
+        kind = type(error).__name__
+        if self._key is None or self._host is None or kind not in token_cache.REMEMBERED_FAILURES:
+            return
+        if getattr(exceptions, kind, None) is not type(error):
+            return  # a subclass of the same name elsewhere: not one to rebuild
+        settings = self.settings
+        message = _scrubbed(str(error), self.secrets())
+        # Rebuilt from the reader's own settings: the folder shows neither URL nor e-mail.
+        message = message.replace(settings.supabase_url, _URL_PLACEHOLDER)
+        if settings.login:
+            message = message.replace(settings.login, _LOGIN_PLACEHOLDER)
+        failure = FailedSignIn(
+            kind=kind,
+            status_code=error.status_code,
+            error=None if error.error is None else _scrubbed(error.error, self.secrets()),
+            message=message,
+            until=self._host.clock() + token_cache.FAILED_SIGN_IN_MEMORY[kind],
+        )
+        try:
+            self._host.remember_failure(self._key, self._fingerprint(), failure)
+        except OSError as trouble:
+            self._host_trouble("remember the failed sign-in", trouble)
+
+    def _fingerprint(self) -> str:
+        """A digest of every credential a sign-in sends: changing any of them ends the memory
+        of a failed sign-in at once."""
+        settings = self.settings
+        parts = (settings.supabase_url, settings.login, settings.password, settings.supabase_anon_key or "")
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def _host_trouble(self, what: str, error: OSError) -> None:
+        """The host's cache failed us: go on with this process's cache, and say so once."""
+        assert self._host is not None
+        warn_once(
+            self.log,
+            self._host.directory,
+            "Could not %s in the token cache folder %s (%s): this process keeps its own cache of "
+            "signed-in tokens, and other processes may sign in again.",
+            what,
+            self._host.directory,
+            error,
+        )
 
     def secrets(self, token: str | None = None) -> tuple[str, ...]:
         """What a request may carry that no message may show: ``token``, the password, the anon key."""

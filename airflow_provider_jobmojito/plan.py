@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
 from airflow_provider_jobmojito.answers import object_of
+from airflow_provider_jobmojito.exceptions import JobMojitoError
 from airflow_provider_jobmojito.retry import Failure, Retrying, Stop, failure_of_status
 from airflow_provider_jobmojito.wire import Answer, NoAnswer, Request
 
@@ -229,9 +230,20 @@ class Calls:
         return token
 
     def _sign_in(self, stop: Stop | None) -> Plan[str]:
+        """Sign in, holding the account's locks: unless someone signed in meanwhile, or a sign-in
+        has just failed on this host (then its error is raised at once: processes that queued
+        behind a failing sign-in do not each replay the whole retry schedule)."""
         token: str | None = yield Blocking(self.tokens.current)  # someone may have signed in meanwhile
         if token is None:
-            answer = yield from self.send(self.tokens.sign_in_request(), token=None, stop=stop)
+            yield Blocking(self.tokens.recall_failed_sign_in)
+            try:
+                answer = yield from self.send(self.tokens.sign_in_request(), token=None, stop=stop)
+            except JobMojitoError as error:
+                # A stopped bulk change gave up on its own account, not the service's.
+                if stop is None or not stop.is_set():
+                    yield Blocking(self.tokens.remember_failed_sign_in, (error,))
+                raise
+            # Remembers a refusal itself: a step's error is raised in the driver, not in the plan.
             token = yield Blocking(self.tokens.accept_sign_in, (answer,))
         assert token is not None
         return token

@@ -117,14 +117,19 @@ class TestSignIn:
             assert [r["status"] for r in server.requests_log()] == [200, 200, 200, 200]
 
     def test_a_failing_sign_in_service_is_a_server_error_airflow_may_retry(
-        self, server: Any, jobmojito_conn: Any
+        self, server: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         server.add_fault(kind="status", status=500, count=1, path=SIGN_IN)
         hook = JobMojitoHook(self.conn(jobmojito_conn, server))
         with pytest.raises(JobMojitoServerError, match=r"Supabase sign-in .* failed \(500\)") as raised:
             hook.set_interview_state(POSITION, status="active")
         assert not isinstance(raised.value, (JobMojitoAuthError, AirflowFailException))
-        # Nothing bad was cached: the next try signs in and goes through.
+        # Remembered briefly on the host, so a task right behind it fails fast the same way...
+        with pytest.raises(JobMojitoServerError, match="moments ago"):
+            JobMojitoHook(self.conn(jobmojito_conn, server)).set_interview_state(POSITION, status="active")
+        assert paths(server).count(SIGN_IN) == 1
+        # ...but no bad token was cached: a process not sharing that memory signs in and goes through.
+        monkeypatch.setenv("AIRFLOW__JOBMOJITO__TOKEN_CACHE", "process")
         assert JobMojitoHook(self.conn(jobmojito_conn, server)).set_interview_state(
             POSITION, status="active"
         ) == {"success": True}
