@@ -14,6 +14,8 @@ from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import (
     StateChange,
     build_changes,
+    check_hook_params,
+    check_literal_arguments,
     check_max_workers,
     is_literal,
     parse_is_embedded,
@@ -309,18 +311,6 @@ def _check_push_signing_key(value: object) -> None:
         raise ValueError(f"push_signing_key must be True or False; got {value!r}.")
 
 
-def _check_hook_params(value: object) -> None:
-    from airflow_provider_jobmojito.connection import EXTRAS
-
-    if not isinstance(value, dict):
-        raise ValueError(f"hook_params must be a dict of hook arguments; got {type(value).__name__}.")
-    for name, setting in value.items():
-        if name not in EXTRAS:
-            raise ValueError(f"hook_params has an unknown argument {name!r}; known: {', '.join(EXTRAS)}.")
-        if setting is not None:
-            EXTRAS[name].parse(f"hook_params[{name!r}]", setting)
-
-
 #: The check of each argument whose literal value can be known when the DAG is parsed.
 _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "position_id": parse_position_id,
@@ -330,20 +320,14 @@ _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "is_embedded": lambda value: parse_is_embedded(_rendered_bool(value)),
     "max_workers": check_max_workers,
     "push_signing_key": _check_push_signing_key,
-    "hook_params": _check_hook_params,
+    "hook_params": check_hook_params,
 }
 
 
 def _check_literal_values(arguments: Mapping[str, Any]) -> None:
     """Raise :class:`JobMojitoArgumentError` (a ``ValueError``) naming the first given, literal
     (not templated) argument that is bad."""
-    for name, check in _LITERAL_CHECKS.items():
-        value = arguments.get(name)
-        if value is not None and is_literal(value):
-            try:
-                check(value)
-            except ValueError as exc:
-                raise JobMojitoArgumentError(str(exc)) from None
+    check_literal_arguments(arguments, _LITERAL_CHECKS)
 
 
 def _permanent(task_id: str, exc: ValueError) -> JobMojitoArgumentError:
