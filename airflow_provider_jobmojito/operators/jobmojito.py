@@ -342,7 +342,12 @@ class EmbedOperator(SetInterviewStateOperator):
     ``embed_url``; returns ``{"position_id", "is_embedded", "embed_id", "embed_url"}``. Switched off,
     it pushes nothing and the API deletes the keys.
 
+    Give ``position_id`` for one position, or ``position_ids`` for many, as to
+    :class:`SetInterviewStateOperator`: a bulk task pushes ``embed_ids``, ``embed_signing_keys``
+    and ``embed_urls``, each a dict by position id.
+
     :param position_id: the interview or position id (a UUID). Templated.
+    :param position_ids: instead of ``position_id``, a list of ids, each at most once. Templated.
     :param is_embedded: ``True`` (default) to switch embedding on, ``False`` to switch it off. Templated.
     :param push_signing_key: push ``embed_signing_key`` to XCom.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
@@ -354,15 +359,18 @@ class EmbedOperator(SetInterviewStateOperator):
     def __init__(
         self,
         *,
-        position_id: str,
+        position_id: str | None = None,
+        position_ids: Sequence[str] | None = None,
         is_embedded: bool | str = True,
         push_signing_key: bool = True,
         jobmojito_conn_id: str = "jobmojito_default",
         map_index_template: str | None = MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
+        # Exactly one of the two is checked by the parent, with the same message.
         super().__init__(
             position_id=position_id,
+            position_ids=position_ids,
             is_embedded=is_embedded,
             push_signing_key=push_signing_key,
             jobmojito_conn_id=jobmojito_conn_id,
