@@ -154,11 +154,14 @@ class TestRescheduleGuard:
         self, poke_interval: Any, how: str
     ) -> None:
         arguments = {"task_id": "wait", "mode": "reschedule", "poke_interval": poke_interval}
-        with dag_for(f"reschedule_{how}"), pytest.raises(JobMojitoArgumentError) as raised:
+
+        def build() -> object:
             if how == "partial":
-                InterviewStateSensor.partial(deferrable=False, **arguments)
-            else:
-                InterviewStateSensor(position_id=str(uuid.uuid4()), deferrable=False, **arguments)
+                return InterviewStateSensor.partial(deferrable=False, **arguments)
+            return InterviewStateSensor(position_id=str(uuid.uuid4()), deferrable=False, **arguments)
+
+        with dag_for(f"reschedule_{how}"), pytest.raises(JobMojitoArgumentError) as raised:
+            build()
         message = str(raised.value)
         assert message.startswith("InterviewStateSensor 'wait': mode='reschedule' with poke_interval=")
         for part in ("apache/airflow#71172", "deferrable=True", "allow_short_reschedule=True"):
