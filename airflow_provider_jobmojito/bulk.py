@@ -88,17 +88,31 @@ def change_all(
     client.run(endpoints.authenticate(stop))
     log.info("Setting %d position(s) -> %s, %d call(s) at a time.", len(changes), changes[0].summary, workers)
     started = time.monotonic()
+    masking_started: float | None = None
     with SecretBatch() as signing_keys:
 
         def apply(change: StateChange) -> dict[str, Any]:
             return client.run(endpoints.set_state(change, stop=stop), on_secret=signing_keys.add)
 
         results = apply_all(changes, apply, max_workers=workers, stop=stop)
+        masking_started = time.monotonic()
+        keys = signing_keys.pending
+    # Timed apart: registering keys with Airflow's masker can take far longer than the calls
+    # (42.97 s reported for 1,000 positions whose calls took under 2 s).
+    api_seconds = masking_started - started
+    masking_seconds = time.monotonic() - masking_started
     failed = [result for result in results if not result.ok]
     if failed:
         log.error("%s", failure_report(failed, len(results)))
         raise exceptions.JobMojitoBulkError.from_results(results)
-    log.info("Changed %d position(s) in %.2f s.", len(results), time.monotonic() - started)
+    log.info(
+        "Changed %d position(s) in %.2f s of API calls; registering %d signing key(s) with the "
+        "secret masker took %.2f s.",
+        len(results),
+        api_seconds,
+        keys,
+        masking_seconds,
+    )
     return results
 
 

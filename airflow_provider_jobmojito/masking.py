@@ -94,6 +94,12 @@ class SecretBatch:
         with self._lock:
             self._secrets.append(secret)
 
+    @property
+    def pending(self) -> int:
+        """How many secrets wait to be registered."""
+        with self._lock:
+            return len(self._secrets)
+
     def flush(self) -> None:
         """Register what was collected so far with :func:`mask_all`."""
         with self._lock:

@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_jobmojito.exceptions import first_of
+from airflow_provider_jobmojito.connection import EXTRAS
+from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, first_of
 from airflow_provider_jobmojito.status import InterviewStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
 #: The forms of a UUID people write, once an ``urn:uuid:`` prefix or braces are taken off:
 #: hyphenated, or 32 hex digits. ``uuid.UUID()`` itself is laxer (it strips whitespace and
@@ -184,3 +185,41 @@ def check_failures_in_a_row(failures_in_a_row: object, max_workers: int) -> int 
     if isinstance(failures_in_a_row, bool) or not isinstance(failures_in_a_row, int) or failures_in_a_row < 0:
         raise ValueError(f"failures_in_a_row must be a whole number, 0 or more; got {failures_in_a_row!r}.")
     return failures_in_a_row or None
+
+
+def check_hook_params(value: object) -> None:
+    """``hook_params`` as an operator or sensor takes it: a dict of the hook's keyword arguments,
+    each named after a connection extra and parsed as the connection would parse it; ``None``
+    values mean "not given". Raises ``ValueError`` naming the first bad one.
+
+    Checked when the DAG is parsed: the hook is built only when the task runs, where a typo would
+    be a raw ``TypeError``, retried like any other error.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"hook_params must be a dict of hook arguments; got {type(value).__name__}.")
+    for name, setting in value.items():
+        if name not in EXTRAS:
+            raise ValueError(f"hook_params has an unknown argument {name!r}; known: {', '.join(EXTRAS)}.")
+        if setting is not None:
+            EXTRAS[name].parse(f"hook_params[{name!r}]", setting)
+
+
+def check_literal_arguments(
+    arguments: Mapping[str, Any], checks: Mapping[str, Callable[[Any], object]], *, owner: str = ""
+) -> None:
+    """Run each check on its argument when the argument is given (not ``None``) and literal (see
+    :func:`is_literal`): what a task's constructor and its ``partial()`` both check at parse time.
+
+    :param arguments: the task's arguments by name (``vars(self)`` or ``partial()``'s kwargs).
+    :param checks: by argument name, a function that raises ``ValueError`` on a bad value.
+    :param owner: put before the message, e.g. ``"InterviewStateSensor 'wait': "``.
+    :raises JobMojitoArgumentError: (a ``ValueError``, and an ``AirflowFailException`` at run time)
+        naming the first bad argument.
+    """
+    for name, check in checks.items():
+        value = arguments.get(name)
+        if value is not None and is_literal(value):
+            try:
+                check(value)
+            except ValueError as exc:
+                raise JobMojitoArgumentError(f"{owner}{exc}") from None

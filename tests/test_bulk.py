@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import signal
 import threading
 import time
@@ -633,3 +634,25 @@ class TestBreaker:
         with pytest.raises(ValueError, match="failures_in_a_row must be a whole number"):
             hook.set_interview_states(new_ids(2), status="active", failures_in_a_row=value)
         assert jobmojito_sandbox.requests_log() == []
+
+
+class TestSummary:
+    def test_the_summary_reports_api_time_apart_from_registering_signing_keys_with_the_masker(
+        self,
+        hook: JobMojitoHook,
+        jobmojito_sandbox: Any,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        ids = new_ids(3)
+        seed(jobmojito_sandbox, ids)
+        caplog.set_level("INFO")
+        hook.set_interview_states(ids, is_embedded=True, max_workers=2)
+        logged = "\n".join(logged_lines(capfd, caplog))
+        summary = re.search(
+            r"Changed (\d+) position\(s\) in (\d+\.\d\d) s of API calls; registering (\d+) signing "
+            r"key\(s\) with the secret masker took (\d+\.\d\d) s\.",
+            logged,
+        )
+        assert summary, logged
+        assert (summary[1], summary[3]) == ("3", "3")

@@ -14,6 +14,8 @@ from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import (
     StateChange,
     build_changes,
+    check_hook_params,
+    check_literal_arguments,
     check_max_workers,
     is_literal,
     parse_is_embedded,
@@ -309,18 +311,6 @@ def _check_push_signing_key(value: object) -> None:
         raise ValueError(f"push_signing_key must be True or False; got {value!r}.")
 
 
-def _check_hook_params(value: object) -> None:
-    from airflow_provider_jobmojito.connection import EXTRAS
-
-    if not isinstance(value, dict):
-        raise ValueError(f"hook_params must be a dict of hook arguments; got {type(value).__name__}.")
-    for name, setting in value.items():
-        if name not in EXTRAS:
-            raise ValueError(f"hook_params has an unknown argument {name!r}; known: {', '.join(EXTRAS)}.")
-        if setting is not None:
-            EXTRAS[name].parse(f"hook_params[{name!r}]", setting)
-
-
 #: The check of each argument whose literal value can be known when the DAG is parsed.
 _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "position_id": parse_position_id,
@@ -330,20 +320,14 @@ _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "is_embedded": lambda value: parse_is_embedded(_rendered_bool(value)),
     "max_workers": check_max_workers,
     "push_signing_key": _check_push_signing_key,
-    "hook_params": _check_hook_params,
+    "hook_params": check_hook_params,
 }
 
 
 def _check_literal_values(arguments: Mapping[str, Any]) -> None:
     """Raise :class:`JobMojitoArgumentError` (a ``ValueError``) naming the first given, literal
     (not templated) argument that is bad."""
-    for name, check in _LITERAL_CHECKS.items():
-        value = arguments.get(name)
-        if value is not None and is_literal(value):
-            try:
-                check(value)
-            except ValueError as exc:
-                raise JobMojitoArgumentError(str(exc)) from None
+    check_literal_arguments(arguments, _LITERAL_CHECKS)
 
 
 def _permanent(task_id: str, exc: ValueError) -> JobMojitoArgumentError:
@@ -358,7 +342,12 @@ class EmbedOperator(SetInterviewStateOperator):
     ``embed_url``; returns ``{"position_id", "is_embedded", "embed_id", "embed_url"}``. Switched off,
     it pushes nothing and the API deletes the keys.
 
+    Give ``position_id`` for one position, or ``position_ids`` for many, as to
+    :class:`SetInterviewStateOperator`: a bulk task pushes ``embed_ids``, ``embed_signing_keys``
+    and ``embed_urls``, each a dict by position id.
+
     :param position_id: the interview or position id (a UUID). Templated.
+    :param position_ids: instead of ``position_id``, a list of ids, each at most once. Templated.
     :param is_embedded: ``True`` (default) to switch embedding on, ``False`` to switch it off. Templated.
     :param push_signing_key: push ``embed_signing_key`` to XCom.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
@@ -370,15 +359,18 @@ class EmbedOperator(SetInterviewStateOperator):
     def __init__(
         self,
         *,
-        position_id: str,
+        position_id: str | None = None,
+        position_ids: Sequence[str] | None = None,
         is_embedded: bool | str = True,
         push_signing_key: bool = True,
         jobmojito_conn_id: str = "jobmojito_default",
         map_index_template: str | None = MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
+        # Exactly one of the two is checked by the parent, with the same message.
         super().__init__(
             position_id=position_id,
+            position_ids=position_ids,
             is_embedded=is_embedded,
             push_signing_key=push_signing_key,
             jobmojito_conn_id=jobmojito_conn_id,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSensorTimeout,
+    AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
     conf,
@@ -17,14 +18,63 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoError, JobMojitoWaitError
 from airflow_provider_jobmojito.status import InterviewStatus
-from airflow_provider_jobmojito.validation import is_literal, parse_position_id
+from airflow_provider_jobmojito.validation import (
+    check_hook_params,
+    check_literal_arguments,
+    is_literal,
+    parse_position_id,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow.sdk import Context
 
     from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+#: The shortest ``poke_interval`` this sensor takes in ``mode="reschedule"`` (seconds). Airflow's
+#: open issue apache/airflow#71172: a reschedule that comes due before the scheduler recorded the
+#: previous try makes it fail the task ("finished with state success, but the task instance's
+#: state attribute is scheduled"); with poke_interval=5, 266 of 300 mapped sensors were lost on one
+#: machine. The window is the scheduler's and executor's lag, seconds under load; a minute is
+#: also what Airflow's own documentation of ``mode`` asks of reschedule sensors ("more than one
+#: minute to prevent too much load on the scheduler"). Airflow's default poke_interval is 60.
+SAFE_RESCHEDULE_INTERVAL = 60.0
+
+#: The sensor's arguments whose literal values can be checked when the DAG is parsed.
+_LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
+    "position_id": parse_position_id,
+    "status": lambda value: InterviewStatus.parse_many(value, param="status"),
+    "failure_status": lambda value: InterviewStatus.parse_many(value, param="failure_status"),
+    "hook_params": check_hook_params,
+}
+
+
+def _seconds(value: object) -> float | None:
+    """A ``poke_interval`` as seconds, as Airflow takes it (a number or a ``timedelta``);
+    ``None`` when it is neither (Airflow refuses it itself)."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _check_reschedule(
+    owner: str, mode: object, poke_interval: object, deferrable: object, allowed: object
+) -> None:
+    """Refuse ``mode="reschedule"`` below :data:`SAFE_RESCHEDULE_INTERVAL` (see there why)."""
+    if mode != "reschedule" or deferrable is True or allowed is True:
+        return  # a deferred wait never reschedules: the trigger waits, whatever the mode
+    seconds = _seconds(poke_interval)
+    if seconds is not None and seconds < SAFE_RESCHEDULE_INTERVAL:
+        raise JobMojitoArgumentError(
+            f"{owner}mode='reschedule' with poke_interval={seconds:g} s is below the safe floor of "
+            f"{SAFE_RESCHEDULE_INTERVAL:g} s: Airflow loses reschedule-mode sensors that poke this "
+            "often (apache/airflow#71172). Use deferrable=True (it frees the worker slot too, and "
+            f"polls in the triggerer), or poke_interval >= {SAFE_RESCHEDULE_INTERVAL:g}, or pass "
+            "allow_short_reschedule=True to take the risk."
+        )
 
 
 class InterviewStateSensor(BaseSensorOperator):
@@ -40,14 +90,23 @@ class InterviewStateSensor(BaseSensorOperator):
     With ``deferrable=True`` the wait happens in the triggerer
     (:class:`~airflow_provider_jobmojito.triggers.jobmojito.InterviewStateTrigger`), which frees
     the worker slot; ``timeout`` is honoured there too. Sensors waiting on one connection with
-    the same ``poke_interval`` share one list call per interval in the triggerer.
+    the same ``poke_interval`` share one list call per interval in the triggerer. Both modes keep
+    one contract: a failure status or a permanent error fails the task without retries, or skips
+    it with ``soft_fail=True``, whether it is seen by the first read or later.
+
+    ``mode="reschedule"`` with a ``poke_interval`` under :data:`SAFE_RESCHEDULE_INTERVAL` (60 s)
+    is refused when the DAG is parsed: Airflow loses such sensors (apache/airflow#71172). Prefer
+    ``deferrable=True``.
 
     :param position_id: the interview or position id (a UUID). Templated.
     :param status: the status to wait for, or a list of them (default ``active``). Templated.
     :param failure_status: a status, or a list, that fails the task at once. Templated.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
     :param deferrable: wait in the triggerer (default: Airflow's ``[operators] default_deferrable``).
-    :param hook_params: keyword arguments for the hook (``timeout``, ``max_retries``...).
+    :param hook_params: keyword arguments for the hook (``timeout``, ``max_retries``...), named
+        after the connection's extras; checked when the DAG is parsed.
+    :param allow_short_reschedule: take ``mode="reschedule"`` with a ``poke_interval`` under
+        :data:`SAFE_RESCHEDULE_INTERVAL` anyway, knowing Airflow may lose the task.
     """
 
     template_fields: Sequence[str] = ("position_id", "status", "failure_status", "jobmojito_conn_id")
@@ -62,6 +121,7 @@ class InterviewStateSensor(BaseSensorOperator):
         jobmojito_conn_id: str = "jobmojito_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         hook_params: Mapping[str, Any] | None = None,
+        allow_short_reschedule: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,7 +131,31 @@ class InterviewStateSensor(BaseSensorOperator):
         self.jobmojito_conn_id = jobmojito_conn_id
         self.deferrable = deferrable
         self.hook_params: Mapping[str, Any] = {} if hook_params is None else hook_params
+        self.allow_short_reschedule = allow_short_reschedule
+        owner = f"{type(self).__name__} {self.task_id!r}: "
+        # hook_params is not templated: checked once, here (a mapped instance runs this too).
+        check_literal_arguments({"hook_params": self.hook_params}, _LITERAL_CHECKS, owner=owner)
+        _check_reschedule(owner, self.mode, self.poke_interval, self.deferrable, allow_short_reschedule)
         self._check(literal_only=True)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """Start a mapped sensor, checking the literal arguments given here first.
+
+        ``__init__`` runs only when the mapped instances do, so without this a DAG with
+        ``.partial(status="actve")`` would import, and each instance fail at run time.
+        """
+        owner = f"{cls.__name__} {kwargs.get('task_id')!r}: "
+        check_literal_arguments(kwargs, _LITERAL_CHECKS, owner=owner)
+        _check_shared_statuses(owner, kwargs.get("status", "active"), kwargs.get("failure_status"))
+        _check_reschedule(
+            owner,
+            kwargs.get("mode"),
+            kwargs.get("poke_interval", SAFE_RESCHEDULE_INTERVAL),
+            kwargs.get("deferrable", conf.getboolean("operators", "default_deferrable", fallback=False)),
+            kwargs.get("allow_short_reschedule", False),
+        )
+        return super().partial(**kwargs)
 
     def _check(self, *, literal_only: bool) -> tuple[str, list[str], list[str]]:
         """The arguments, checked: at construction the literal ones (a bad one fails the DAG's
@@ -84,10 +168,9 @@ class InterviewStateSensor(BaseSensorOperator):
                 status = InterviewStatus.parse_many(self.status, param="status")
             if self.failure_status is not None and (not literal_only or is_literal(self.failure_status)):
                 failure = InterviewStatus.parse_many(self.failure_status, param="failure_status")
-                if status and set(status) & set(failure):
-                    raise ValueError(f"status and failure_status share {sorted(set(status) & set(failure))}.")
         except ValueError as exc:
             raise JobMojitoArgumentError(f"{type(self).__name__} {self.task_id!r}: {exc}") from None
+        _check_shared_statuses(f"{type(self).__name__} {self.task_id!r}: ", status, failure)
         return position_id or "", status or [], failure or []
 
     @cached_property
@@ -128,7 +211,14 @@ class InterviewStateSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # One read first: a position already there needs no trigger.
-        first = self.poke(context)
+        try:
+            first = self.poke(context)
+        except AirflowFailException as error:
+            # What BaseSensorOperator.execute does with a poke's failure, and resume_execution with
+            # the trigger's: soft_fail (and 3.x's never_fail) skip; it is not otherwise retried.
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"Skipping (soft_fail): {error}") from error
+            raise
         if first.is_done:
             return first.xcom_value
         from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateTrigger
@@ -182,3 +272,17 @@ class InterviewStateSensor(BaseSensorOperator):
         if outcome.transient:
             raise JobMojitoError(message)
         raise JobMojitoWaitError(message)
+
+
+def _check_shared_statuses(owner: str, status: object, failure_status: object) -> None:
+    """A status both waited for and failing can never mean one thing: refuse it (literal only)."""
+    if status is None or failure_status is None or not (is_literal(status) and is_literal(failure_status)):
+        return
+    try:
+        shared = set(InterviewStatus.parse_many(status, param="status")) & set(
+            InterviewStatus.parse_many(failure_status, param="failure_status")
+        )
+    except ValueError as exc:
+        raise JobMojitoArgumentError(f"{owner}{exc}") from None
+    if shared:
+        raise JobMojitoArgumentError(f"{owner}status and failure_status share {sorted(shared)}.")

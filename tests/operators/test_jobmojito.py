@@ -546,6 +546,41 @@ class TestBulk:
             self.execute(operator)
         assert sandbox.requests_log() == []
 
+    def test_embed_operator_embeds_many_positions_given_as_position_ids(self, sandbox: Any) -> None:
+        result, ti = self.execute(EmbedOperator(task_id="t", position_ids=[P1, P2]))
+        stored = {p: sandbox.position(p) for p in (P1, P2)}
+        assert [entry["position_id"] for entry in result] == [P1, P2]
+        assert all(entry["ok"] for entry in result)
+        pushed = TestExecute.pushed(ti)
+        assert pushed["embed_ids"] == {p: stored[p]["embed_id"] for p in (P1, P2)}
+        assert pushed["embed_signing_keys"] == {p: stored[p]["embed_signing_key"] for p in (P1, P2)}
+        assert set(pushed["embed_urls"]) == {P1, P2}
+
+    @pytest.mark.parametrize(
+        ("kwargs", "fragment"),
+        [
+            ({"position_id": P1, "position_ids": [P2]}, "got both"),
+            ({}, "got neither"),
+            ({"position_ids": [P1, "nope"]}, "position_ids[1] must be a UUID"),
+            ({"position_ids": P1}, "position_ids must be a list of UUIDs, not one string"),
+        ],
+        ids=["both", "neither", "bad-id", "one-string"],
+    )
+    def test_embed_operator_takes_exactly_one_of_position_id_and_position_ids(
+        self, kwargs: dict[str, Any], fragment: str
+    ) -> None:
+        with pytest.raises(JobMojitoArgumentError, match=re.escape(fragment)):
+            EmbedOperator(task_id="t", **kwargs)
+
+    def test_embed_operator_maps_over_lists_of_position_ids(self, sandbox: Any) -> None:
+        with DAG(
+            "embed_bulk_mapped", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")
+        ) as dag:
+            EmbedOperator.partial(task_id="embed").expand(position_ids=[[P1, P2], [P3]])
+        run = run_inline_dag(dag)
+        assert run.state == "success"
+        assert all(sandbox.position(p)["embed_id"] for p in (P1, P2, P3))
+
     def test_logs_each_change_and_a_summary(
         self, sandbox: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
     ) -> None:

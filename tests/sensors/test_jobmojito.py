@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -18,7 +19,7 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoNotFoundError,
     JobMojitoWaitError,
 )
-from airflow_provider_jobmojito.sensors.jobmojito import InterviewStateSensor
+from airflow_provider_jobmojito.sensors.jobmojito import SAFE_RESCHEDULE_INTERVAL, InterviewStateSensor
 from tests.conftest import AIRFLOW_VERSION, run_inline_dag
 
 AIRFLOW_3_0 = (AIRFLOW_VERSION.major, AIRFLOW_VERSION.minor) == (3, 0)
@@ -90,6 +91,102 @@ class TestConstruction:
         sensor = InterviewStateSensor(task_id="wait", position_id="{{ params.id }}", status="{{ params.s }}")
         assert sensor.status == "{{ params.s }}"
         assert jobmojito_sandbox.requests_log() == []
+
+    @pytest.mark.parametrize(
+        ("hook_params", "message"),
+        [
+            ({"timout": 5}, "hook_params has an unknown argument 'timout'"),
+            ({"max_retries": -1}, r"hook_params\['max_retries'\]"),
+            (["timeout"], "hook_params must be a dict"),
+        ],
+        ids=["typo", "bad-value", "not-a-dict"],
+    )
+    def test_a_hook_params_typo_fails_the_dag_import_not_the_run(
+        self, jobmojito_sandbox: Any, hook_params: Any, message: str
+    ) -> None:
+        with pytest.raises(JobMojitoArgumentError, match=f"InterviewStateSensor 'wait': {message}"):
+            InterviewStateSensor(task_id="wait", position_id=str(uuid.uuid4()), hook_params=hook_params)
+        assert jobmojito_sandbox.requests_log() == []
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"status": "actve"}, "status must be one of draft, active"),
+            ({"failure_status": ["archived", "closed"]}, "failure_status must be one of"),
+            ({"failure_status": "active"}, r"status and failure_status share \['active'\]"),
+            (
+                {"status": "completed", "failure_status": ["completed"]},
+                r"status and failure_status share \['completed'\]",
+            ),
+            ({"hook_params": {"timout": 5}}, "hook_params has an unknown argument 'timout'"),
+        ],
+        ids=["status", "failure-status", "default-status-shared", "shared", "hook-params"],
+    )
+    def test_a_mapped_sensor_with_a_literal_that_can_never_work_fails_the_dag_import(
+        self, kwargs: dict[str, Any], message: str
+    ) -> None:
+        with (
+            dag_for("mapped_bad"),
+            pytest.raises(JobMojitoArgumentError, match=f"InterviewStateSensor 'wait': {message}"),
+        ):
+            InterviewStateSensor.partial(task_id="wait", **kwargs)
+
+    def test_a_mapped_sensor_with_good_or_templated_literals_builds(self) -> None:
+        with dag_for("mapped_good") as dag:
+            InterviewStateSensor.partial(
+                task_id="wait",
+                status="{{ params.status }}",
+                failure_status=["archived"],
+                hook_params={"timeout": 5, "max_retries": None},
+            ).expand(position_id=[str(uuid.uuid4()), str(uuid.uuid4())])
+        assert dag.task_ids == ["wait"]
+
+
+class TestRescheduleGuard:
+    """Airflow loses reschedule-mode sensors that poke often (apache/airflow#71172: 266 of 300 at
+    poke_interval=5): such a sensor is refused when the DAG is parsed, with the way out."""
+
+    @pytest.mark.parametrize(
+        "poke_interval", [5, 59.5, timedelta(seconds=30)], ids=["5", "59.5", "timedelta-30"]
+    )
+    @pytest.mark.parametrize("how", ["constructor", "partial"])
+    def test_reschedule_mode_with_a_short_poke_interval_fails_the_dag_import(
+        self, poke_interval: Any, how: str
+    ) -> None:
+        arguments = {"task_id": "wait", "mode": "reschedule", "poke_interval": poke_interval}
+
+        def build() -> object:
+            if how == "partial":
+                return InterviewStateSensor.partial(deferrable=False, **arguments)
+            return InterviewStateSensor(position_id=str(uuid.uuid4()), deferrable=False, **arguments)
+
+        with dag_for(f"reschedule_{how}"), pytest.raises(JobMojitoArgumentError) as raised:
+            build()
+        message = str(raised.value)
+        assert message.startswith("InterviewStateSensor 'wait': mode='reschedule' with poke_interval=")
+        for part in ("apache/airflow#71172", "deferrable=True", "allow_short_reschedule=True"):
+            assert part in message
+        assert f"{SAFE_RESCHEDULE_INTERVAL:g} s" in message
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"mode": "reschedule", "poke_interval": SAFE_RESCHEDULE_INTERVAL},
+            {"mode": "reschedule"},  # Airflow's default poke_interval, 60 s
+            {"mode": "reschedule", "poke_interval": 5, "deferrable": True},
+            {"mode": "reschedule", "poke_interval": 5, "allow_short_reschedule": True},
+            {"mode": "poke", "poke_interval": 5},
+        ],
+        ids=["at-the-floor", "default-interval", "deferrable", "allowed", "poke-mode"],
+    )
+    @pytest.mark.parametrize("how", ["constructor", "partial"])
+    def test_the_safe_ways_build(self, kwargs: dict[str, Any], how: str) -> None:
+        arguments = {"task_id": "wait", "deferrable": False, **kwargs}
+        with dag_for(f"safe_{how}"):
+            if how == "partial":
+                InterviewStateSensor.partial(**arguments).expand(position_id=[str(uuid.uuid4())])
+            else:
+                InterviewStateSensor(position_id=str(uuid.uuid4()), **arguments)
 
 
 class TestPoke:
@@ -246,7 +343,14 @@ class TestInDagRuns:
         recruiter(position, "completed", after=2)
         with dag_for(f"wait_{next(iter(mode.values()))}") as dag:
             InterviewStateSensor(
-                task_id="wait", position_id=position, status="completed", poke_interval=1, timeout=120, **mode
+                task_id="wait",
+                position_id=position,
+                status="completed",
+                poke_interval=1,
+                timeout=120,
+                # A one-run test is not the many-sensor load that loses tasks (see TestRescheduleGuard).
+                **({"allow_short_reschedule": True} if mode.get("mode") == "reschedule" else {}),
+                **mode,
             )
         run = run_inline_dag(dag)
         assert run.state == "success"
@@ -272,6 +376,30 @@ class TestInDagRuns:
         run = run_inline_dag(dag)
         ti = run.get_task_instance("wait")
         assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+
+    @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+    @pytest.mark.parametrize("seen", ["failure-status", "unknown-position"])
+    def test_with_soft_fail_a_failure_seen_by_the_first_check_skips_the_task(
+        self, position: str, jobmojito_sandbox: Any, deferrable: bool, seen: str
+    ) -> None:
+        if seen == "failure-status":
+            jobmojito_sandbox.admin_set_status(position, "archived")
+        else:
+            position = str(uuid.uuid4())
+        with dag_for(f"soft_fail_{seen}_{deferrable}") as dag:
+            InterviewStateSensor(
+                task_id="wait",
+                position_id=position,
+                status="completed",
+                failure_status=["archived"],
+                poke_interval=1,
+                retries=2,
+                soft_fail=True,
+                deferrable=deferrable,
+            )
+        run = run_inline_dag(dag)
+        ti = run.get_task_instance("wait")
+        assert (ti.state, ti.try_number) == ("skipped", 1)
 
     def test_a_deferred_wait_that_gets_a_404_fails_the_run_without_airflow_retries(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any
