@@ -47,12 +47,36 @@ if TYPE_CHECKING:
 _LOCK = [threading.Lock()]
 
 
+#: What Airflow 3's log pipeline takes for the start of a JWT (``{"`` in base64): it rewrites
+#: ``eyJ`` and all that follows to ``eyJ***`` *before* the secret masker sees the line, so the
+#: masker no longer finds a secret that merely contains ``eyJ`` (a random signing key does, about
+#: once in 6,000), and the part before it was shown. That part is registered too
+#: (:func:`with_jwt_lookalike_prefixes`).
+JWT_START = "eyJ"
+
+
+def with_jwt_lookalike_prefixes(secrets: Iterable[str]) -> list[str]:
+    """``secrets``, and for each that holds :data:`JWT_START` past its start, the part before it.
+
+    Airflow's masker ignores parts too short to mask safely (a few characters): what it shows of
+    such a key is those few characters, never the key.
+    """
+    expanded: list[str] = []
+    for secret in secrets:
+        expanded.append(secret)
+        start = secret.find(JWT_START)
+        if start > 0:  # a JWT itself (from the start) is rewritten whole
+            expanded.append(secret[:start])
+    return expanded
+
+
 def mask(secret: str) -> None:
     """Register one secret with Airflow's secret masker now (and, on Airflow 3, the supervisor's)."""
     if not secret:
         return
     with _LOCK[0]:
-        mask_secret(secret)
+        for each in with_jwt_lookalike_prefixes([secret]):
+            mask_secret(each)
 
 
 def mask_all(secrets: Iterable[str]) -> None:
@@ -60,7 +84,8 @@ def mask_all(secrets: Iterable[str]) -> None:
 
     Returns once every secret is masked here and, on Airflow 3, in the supervisor.
     """
-    batch = list(dict.fromkeys(secret for secret in secrets if isinstance(secret, str) and secret))
+    given = [secret for secret in secrets if isinstance(secret, str) and secret]
+    batch = list(dict.fromkeys(with_jwt_lookalike_prefixes(given)))
     if not batch:
         return
     with _LOCK[0]:

@@ -258,3 +258,16 @@ class TestSupervisor:
         keys = new_keys(3)
         masking.mask_all(keys)
         assert [msg.value for msg in sent] == keys
+
+
+def test_a_secret_holding_a_jwt_start_is_registered_with_the_part_before_it() -> None:
+    # Airflow 3 rewrites "eyJ..." in a log line as a JWT before its masker runs: the masker must
+    # know the part before it, or that part is shown.
+    from airflow_provider_jobmojito.masking import with_jwt_lookalike_prefixes
+
+    assert with_jwt_lookalike_prefixes(["abcdefgh12eyJxyz", "eyJhbGciOi.eyJzdWIi.sig", "plain-key"]) == [
+        "abcdefgh12eyJxyz",
+        "abcdefgh12",
+        "eyJhbGciOi.eyJzdWIi.sig",  # a JWT is rewritten whole: its header is no secret
+        "plain-key",
+    ]
