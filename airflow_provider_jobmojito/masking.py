@@ -48,25 +48,28 @@ _LOCK = [threading.Lock()]
 
 
 #: What Airflow 3's log pipeline takes for the start of a JWT (``{"`` in base64): it rewrites
-#: ``eyJ`` and all that follows to ``eyJ***`` *before* the secret masker sees the line, so the
-#: masker no longer finds a secret that merely contains ``eyJ`` (a random signing key does, about
-#: once in 6,000), and the part before it was shown. That part is registered too
-#: (:func:`with_jwt_lookalike_prefixes`).
+#: ``eyJ`` and all that follows to :data:`JWT_REWRITTEN` *before* the secret masker sees the line,
+#: so the masker no longer finds a secret that merely contains ``eyJ`` (a random signing key does,
+#: about once in 6,000), and the part before it was shown. What the line then holds is registered
+#: too (:func:`with_jwt_lookalike_rewrites`).
 JWT_START = "eyJ"
+JWT_REWRITTEN = "eyJ***"
 
 
-def with_jwt_lookalike_prefixes(secrets: Iterable[str]) -> list[str]:
-    """``secrets``, and for each that holds :data:`JWT_START` past its start, the part before it.
+def with_jwt_lookalike_rewrites(secrets: Iterable[str]) -> list[str]:
+    """``secrets``, and for each that holds :data:`JWT_START` past its start, the text Airflow's
+    log pipeline makes of it: the part before, then :data:`JWT_REWRITTEN`.
 
-    Airflow's masker ignores parts too short to mask safely (a few characters): what it shows of
-    such a key is those few characters, never the key.
+    Not the part before alone: the masker tries its patterns in no set order, so a prefix of a
+    secret could be replaced first and leave the rest of the secret shown wherever the secret
+    itself is masked (a rendered field, an exception); the rewritten text never occurs there.
     """
     expanded: list[str] = []
     for secret in secrets:
         expanded.append(secret)
         start = secret.find(JWT_START)
         if start > 0:  # a JWT itself (from the start) is rewritten whole
-            expanded.append(secret[:start])
+            expanded.append(secret[:start] + JWT_REWRITTEN)
     return expanded
 
 
@@ -75,7 +78,7 @@ def mask(secret: str) -> None:
     if not secret:
         return
     with _LOCK[0]:
-        for each in with_jwt_lookalike_prefixes([secret]):
+        for each in with_jwt_lookalike_rewrites([secret]):
             mask_secret(each)
 
 
@@ -85,7 +88,7 @@ def mask_all(secrets: Iterable[str]) -> None:
     Returns once every secret is masked here and, on Airflow 3, in the supervisor.
     """
     given = [secret for secret in secrets if isinstance(secret, str) and secret]
-    batch = list(dict.fromkeys(with_jwt_lookalike_prefixes(given)))
+    batch = list(dict.fromkeys(with_jwt_lookalike_rewrites(given)))
     if not batch:
         return
     with _LOCK[0]:

@@ -260,14 +260,25 @@ class TestSupervisor:
         assert [msg.value for msg in sent] == keys
 
 
-def test_a_secret_holding_a_jwt_start_is_registered_with_the_part_before_it() -> None:
+def test_a_secret_holding_a_jwt_start_is_also_registered_as_airflow_rewrites_it() -> None:
     # Airflow 3 rewrites "eyJ..." in a log line as a JWT before its masker runs: the masker must
-    # know the part before it, or that part is shown.
-    from airflow_provider_jobmojito.masking import with_jwt_lookalike_prefixes
+    # know what the line then holds, or the part before "eyJ" is shown.
+    from airflow_provider_jobmojito.masking import with_jwt_lookalike_rewrites
 
-    assert with_jwt_lookalike_prefixes(["abcdefgh12eyJxyz", "eyJhbGciOi.eyJzdWIi.sig", "plain-key"]) == [
+    assert with_jwt_lookalike_rewrites(["abcdefgh12eyJxyz", "eyJhbGciOi.eyJzdWIi.sig", "plain-key"]) == [
         "abcdefgh12eyJxyz",
-        "abcdefgh12",
-        "eyJhbGciOi.eyJzdWIi.sig",  # a JWT is rewritten whole: its header is no secret
+        "abcdefgh12eyJ***",
+        "eyJhbGciOi.eyJzdWIi.sig",  # a JWT is rewritten whole: nothing of it is shown
         "plain-key",
     ]
+
+
+def test_a_secret_holding_a_jwt_start_is_still_masked_whole_elsewhere(fresh_masker: None) -> None:
+    from airflow.providers.common.compat.sdk import redact
+
+    from airflow_provider_jobmojito.masking import mask_all
+
+    keys = [f"key{n:04d}-abcdefghijklmnopqrstuv-eyJtail{n:04d}" for n in range(50)]
+    mask_all(keys)
+    assert [redact(f"k={key}") for key in keys] == ["k=***"] * 50
+    assert [redact(f"k={key[: key.index('eyJ')]}eyJ***") for key in keys] == ["k=***"] * 50
