@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_jobmojito.masking import mask
@@ -111,11 +111,14 @@ async def held(turn: asyncio.Lock, locks: contextlib.AbstractContextManager[None
     trigger neither leaves an account locked nor lets a second thread of this loop wait for it.
     """
     await turn.acquire()
-    taking = asyncio.get_running_loop().run_in_executor(lock_waiters(), locks.__enter__)
+    loop = asyncio.get_running_loop()
+    taking = lock_waiters().submit(locks.__enter__)
     try:
-        await asyncio.shield(taking)
+        await asyncio.shield(asyncio.wrap_future(taking))
     except BaseException:
-        taking.add_done_callback(lambda taken: _let_go(taken, locks, turn))
+        # Run in the thread that gets the locks, not on the loop: a loop that has ended would
+        # never run it, and the locks would stay held for the process.
+        taking.add_done_callback(lambda taken: _let_go(taken, locks, loop, turn))
         raise
     try:
         yield
@@ -125,12 +128,16 @@ async def held(turn: asyncio.Lock, locks: contextlib.AbstractContextManager[None
 
 
 def _let_go(
-    taken: asyncio.Future[None], locks: contextlib.AbstractContextManager[None], turn: asyncio.Lock
+    taken: Future[None],
+    locks: contextlib.AbstractContextManager[None],
+    loop: asyncio.AbstractEventLoop,
+    turn: asyncio.Lock,
 ) -> None:
-    """After a cancel: release what the waiting thread got, then the turn."""
+    """After a cancel: release what the waiting thread got, then give the turn back on the loop."""
     if not taken.cancelled() and taken.exception() is None:
         locks.__exit__(None, None, None)
-    turn.release()
+    with contextlib.suppress(RuntimeError):  # the loop has ended, and its turns with it
+        loop.call_soon_threadsafe(turn.release)
 
 
 _WAITERS: dict[int, ThreadPoolExecutor] = {}
