@@ -9,7 +9,6 @@ A downstream task also calls ``get_link`` itself, inside a worker, on both lines
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pendulum
@@ -18,7 +17,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_jobmojito.links.jobmojito import EmbeddedInterviewLink
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
-from tests.conftest import AIRFLOW_V3, logged_lines, run_inline_dag
+from tests.conftest import AIRFLOW_V3, run_inline_dag
 
 LINK = "Embedded interview"
 #: Positions P[0] to P[8] are in the sandbox (P[2] embedded); P[9] is not.
@@ -151,35 +150,3 @@ def test_the_xcom_keys_are_still_the_operators_module_s() -> None:
     for name, value in keys.items():
         assert getattr(operators, name) == value
         assert name in operators.__all__
-
-
-@pytest.mark.usefixtures("airflow_db")
-def test_a_status_only_or_bulk_task_has_no_link_and_logs_no_error_looking_for_one(
-    jobmojito_sandbox: Any,
-    jobmojito_conn: Any,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in P[:4]])
-    jobmojito_conn()
-    with DAG(
-        "link_of_tasks_that_push_no_url", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")
-    ) as dag:
-        SetInterviewStateOperator(task_id="status_only", position_id=P[0], status="active")
-        SetInterviewStateOperator(task_id="bulk", position_ids=[P[1], P[2]], is_embedded=True)
-        EmbedOperator(task_id="embedding_off", position_id=P[3], is_embedded=False)
-    capfd.readouterr()
-    with caplog.at_level(logging.INFO):
-        run = run_inline_dag(dag)
-    assert run.state == "success"
-    logged = "\n".join(logged_lines(capfd, caplog))
-    assert "Changed 2 position(s)" in logged  # the tasks' logs were captured
-    assert "XCom not found" not in logged
-    assert [
-        (r.levelname, r.name, r.getMessage()[:150]) for r in caplog.records if r.levelno >= logging.ERROR
-    ] == []
-    assert [line for line in logged.splitlines() if "embed_url" in line] == []
-    link = EmbeddedInterviewLink()
-    for task_id in ("status_only", "bulk", "embedding_off"):
-        ti = run.get_task_instance(task_id)
-        assert link.get_link(dag.get_task(task_id), ti_key=ti.key) == "", task_id
