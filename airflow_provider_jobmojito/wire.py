@@ -152,11 +152,6 @@ class AnswerBody:
         self._chunks: list[bytes] = []
         self._size = 0
 
-    @classmethod
-    def starting_now(cls, status: int, timeout: float) -> AnswerBody:
-        """A body whose deadline is twice ``timeout`` from now (call it as the request is sent)."""
-        return cls(status, deadline=deadline_for(timeout), timeout=timeout)
-
     def add(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > MAX_ANSWER_BYTES:
