@@ -30,7 +30,23 @@ sandbox: $(BIN)/.installed
 	$(BIN)/jobmojito-sandbox --port 8808 --seed scripts/demo_positions.json
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info docs/_build
+
+# The documentation (docs/, see docs/conf.py): Sphinx with MyST-Parser, built offline into
+# docs/_build/html with every warning an error (-W --keep-going; -n: every reference resolves; -E:
+# read every page again, so a second run reports the same warnings), then tests/docs/test_build.py
+# checks the built site. Its tools (docs/requirements.txt) go into .venv, next to Airflow and the
+# package that autodoc imports.
+.PHONY: docs
+
+$(BIN)/.installed-docs: $(BIN)/.installed docs/requirements.txt
+	$(BIN)/pip install --quiet -r docs/requirements.txt
+	touch $@
+
+docs: $(BIN)/.installed-docs
+	rm -rf docs/_build/html
+	$(BIN)/python -m sphinx -E -W --keep-going -n -q -b html docs docs/_build/html
+	JOBMOJITO_DOCS_BUILD=docs/_build/html $(BIN)/pytest $(PYTEST_STRICT) -p no:cacheprovider tests/docs/test_build.py
 
 # The end-to-end tests (tests/e2e): a real Airflow deployment (API server, scheduler with the
 # LocalExecutor, DAG processor) running the example DAGs against the sandbox, and the connection

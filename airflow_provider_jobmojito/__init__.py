@@ -10,7 +10,10 @@ from airflow_provider_jobmojito.connection import DEFAULT_API_URL
 
 __version__ = "1.1.0"
 
-__all__ = ["DEFAULT_API_URL", "__version__", "get_provider_info"]
+#: Where the documentation (docs/) is published; pyproject.toml's Documentation URL says the same.
+DOCUMENTATION_URL = "https://airflow-provider-jobmojito.readthedocs.io/"
+
+__all__ = ["DEFAULT_API_URL", "DOCUMENTATION_URL", "__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -30,7 +33,12 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": "JobMojito",
-                "external-doc-url": "https://developer.jobmojito.com/",
+                "external-doc-url": DOCUMENTATION_URL,
+                # Airflow's convention for provider docs: /docs/<package>/<page>, here docs/<page>.
+                "how-to-guide": [
+                    f"/docs/airflow-provider-jobmojito/{page}"
+                    for page in ("connection.md", "operators.md", "waiting.md", "bulk.md")
+                ],
                 "tags": ["service"],
             }
         ],

@@ -44,8 +44,11 @@ class JobMojitoError(AirflowException):
         super().__init__(message)
         # Shadows AirflowException.status_code (an HTTPStatus the API server uses for its own
         # answers): here it is what JobMojito answered.
+        #: The HTTP status the API answered, or ``None`` when no answer came.
         self.status_code: int | None = status_code  # type: ignore[assignment]
+        #: The API's ``error`` text, shortened, if it sent one.
         self.error = _shorten(error)
+        #: The API's ``name`` of the offending field, if it sent one.
         self.field = field
 
     @property

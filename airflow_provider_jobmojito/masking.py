@@ -53,6 +53,7 @@ _LOCK = [threading.Lock()]
 #: about once in 6,000), and the part before it was shown. What the line then holds is registered
 #: too (:func:`with_jwt_lookalike_rewrites`).
 JWT_START = "eyJ"
+#: What Airflow 3's log pipeline writes in place of :data:`JWT_START` and all that follows it.
 JWT_REWRITTEN = "eyJ***"
 
 

@@ -6,20 +6,20 @@ yields :class:`Send` and receives the :class:`~airflow_provider_jobmojito.wire.A
 :class:`Wait`, signs in again once after a 401, and returns the answer's JSON object or raises the
 typed error the answer means. It does no I/O: what may block is a step the driver carries out.
 
-========================  ===============================================  =====================
-step                      what the driver does                             what it sends back
-========================  ===============================================  =====================
-:class:`Send`             send the request once through its transport      ``Answer | NoAnswer``
+========================  ================================================  =======================
+step                      what the driver does                              what it sends back
+========================  ================================================  =======================
+:class:`Send`             send the request once through its transport       ``Answer | NoAnswer``
 :class:`Wait`             sleep, returning early when the bulk stop is set  whether it was stopped
-:class:`Blocking`         call a function that may block (the host token   its result
+:class:`Blocking`         call a function that may block (the host token    its result
                           cache, the secret masker)
-:class:`Secret`           register a secret with the masker (or collect    ``None``
+:class:`Secret`           register a secret with the masker (or collect     ``None``
                           it, for a bulk change)
-:class:`Exclusive`        hold the account's sign-in locks while it runs   the inner plan's result
+:class:`Exclusive`        hold the account's sign-in locks while it runs    the inner plan's result
                           an inner plan
-:class:`Emit`             hand an item (a page) to the caller of an        ``None``
+:class:`Emit`             hand an item (a page) to the caller of an         ``None``
                           iterator, and carry on when asked for the next
-========================  ===============================================  =====================
+========================  ================================================  =======================
 
 The synchronous driver (:mod:`~airflow_provider_jobmojito.client`, requests) and the asynchronous
 one (:mod:`~airflow_provider_jobmojito.client_async`, httpx) differ only in how they carry the

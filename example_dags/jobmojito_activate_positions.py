@@ -38,7 +38,7 @@ with DAG(
     tags=["jobmojito", "example"],
     doc_md=__doc__,
 ) as dag:
-
+    # [START howto_operator_mapped]
     @task
     def positions_to_activate(**context: Any) -> list[str]:
         # The default is positional: Airflow 3 calls it `default`, Airflow 2 `default_var`.
@@ -54,3 +54,4 @@ with DAG(
         # JobMojito documents no rate limit; a cap per run keeps a long list polite anyway.
         max_active_tis_per_dagrun=8,
     ).expand(position_id=positions_to_activate())
+    # [END howto_operator_mapped]

@@ -73,6 +73,7 @@ with DAG(
         # capitals and the bulk call refuses an id listed twice.
         return list(dict.fromkeys(_canonical(position_id) for position_id in ids))
 
+    # [START howto_operator_bulk]
     # One task for every closed position: hiring often closes for hundreds at once, and one bulk
     # task sets them in parallel instead of scheduling a mapped task per position.
     SetInterviewStateOperator(
@@ -83,3 +84,4 @@ with DAG(
         max_workers=8,
         retries=2,
     )
+    # [END howto_operator_bulk]

@@ -43,6 +43,7 @@ POLL_INTERVAL = float(os.environ.get("JOBMOJITO_WATCH_POLL_INTERVAL", "60"))
 if AssetWatcher is not None:
     from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
 
+    # [START howto_trigger_asset_watcher]
     COMPLETED = Asset(
         "jobmojito://positions/completed",
         watchers=[
@@ -52,6 +53,7 @@ if AssetWatcher is not None:
             )
         ],
     )
+    # [END howto_trigger_asset_watcher]
 
     with DAG(
         dag_id="jobmojito_archive_when_completed",
@@ -63,7 +65,7 @@ if AssetWatcher is not None:
         tags=["jobmojito", "example"],
         doc_md=__doc__,
     ):
-
+        # [START howto_trigger_event_payload]
         @task
         def completed_positions(**context: Any) -> list[str]:
             """The positions the triggering events name (or the params), each once."""
@@ -71,6 +73,8 @@ if AssetWatcher is not None:
             ids = list(context["params"]["position_ids"])
             ids += [event.extra.get("payload", {}).get("position_id") for event in events]
             return list(dict.fromkeys(_canonical(position_id) for position_id in ids if position_id))
+
+        # [END howto_trigger_event_payload]
 
         SetInterviewStateOperator(
             task_id="archive",

@@ -39,23 +39,29 @@ with DAG(
     tags=["jobmojito", "example"],
     doc_md=__doc__,
 ):
+    # [START howto_sensor_deferrable]
     prepared = InterviewStateSensor(
         task_id="wait_until_prepared",
         position_id="{{ params.position_id }}",
-        status=["draft", "active"],
-        failure_status=["archived", "deleted"],
-        deferrable=True,
+        status=["draft", "active"],  # one status or a list
+        failure_status=["archived", "deleted"],  # fail at once, without retries
+        deferrable=True,  # wait in the triggerer; frees the worker slot
         poke_interval=30,
         timeout=6 * 3600,
     )
+    # [END howto_sensor_deferrable]
+    # [START howto_operator_embed]
     embed = EmbedOperator(task_id="enable_embedding", position_id="{{ params.position_id }}")
+    # [END howto_operator_embed]
     prepared >> embed
 
     @task
     def publish_careers_snippet(embed: dict[str, str], **context: Any) -> str:
+        # [START howto_xcom_signing_key]
         signing_key = context["ti"].xcom_pull(task_ids="enable_embedding", key="embed_signing_key")
         # The masker knows only what this process registered: register the pulled key again.
         mask_secret(signing_key)
+        # [END howto_xcom_signing_key]
         out = Path(context["params"]["output_dir"])
         out.mkdir(parents=True, exist_ok=True)
         position_id = embed["position_id"]  # validated and canonical, so safe in a file name
@@ -76,7 +82,9 @@ with DAG(
             )
         return str(snippet)
 
+    # [START howto_operator_set_state]
     activate = SetInterviewStateOperator(
         task_id="activate", position_id="{{ params.position_id }}", status="active"
     )
+    # [END howto_operator_set_state]
     publish_careers_snippet(embed.output) >> activate

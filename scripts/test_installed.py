@@ -7,10 +7,11 @@ installed from the wheel (not ``pip install -e``). A checkout on sys.path would 
 pytest puts the directory above the ``tests`` package (the repository root, which holds
 ``airflow_provider_jobmojito/``) at the front of sys.path, and so does ``python -m`` in the suite's
 subprocesses that run from the repository. So the suite runs from a copy of what it needs (tests/,
-example_dags/ and pyproject.toml for pytest's settings) in a temporary directory that holds no copy
-of the package, with the cache provider off (it would write into the copy), and with
-JOBMOJITO_TEST_INSTALLED=1, which makes tests/conftest.py refuse to start unless the package was
-imported from site-packages. The end-to-end tests (tests/e2e) are left out: `make test-e2e` runs them.
+example_dags/, docs/ whose sources tests/docs reads, and pyproject.toml for pytest's settings) in a
+temporary directory that holds no copy of the package, with the cache provider off (it would write
+into the copy), and with JOBMOJITO_TEST_INSTALLED=1, which makes tests/conftest.py refuse to start
+unless the package was imported from site-packages. The end-to-end tests (tests/e2e) are left out:
+`make test-e2e` runs them.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = REPO.parent / "shared" / "contract" / "jobmojito-openapi.json"
-COPIED = ("tests", "example_dags")
+COPIED = ("tests", "example_dags", "docs")
 
 
 def main(pytest_args: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="jobmojito-installed-tests-") as work:
         root = Path(work)
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "e2e")
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "e2e", "_build")
         for name in COPIED:
             shutil.copytree(REPO / name, root / name, ignore=ignore)
         # pyproject.toml for pytest's settings; README.md, whose extras table a test holds against
