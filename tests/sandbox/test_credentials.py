@@ -126,7 +126,9 @@ def test_a_password_change_without_one_password_is_422_and_changes_nothing(
         jobmojito_sandbox.change_password("")
 
 
-def test_the_control_routes_of_credentials_are_not_in_the_request_log(jobmojito_sandbox: SandboxServer) -> None:
+def test_the_control_routes_of_credentials_are_not_in_the_request_log(
+    jobmojito_sandbox: SandboxServer,
+) -> None:
     requests.post(jobmojito_sandbox.url + PASSWORD, json={"password": "never logged"}, timeout=10)
     requests.post(jobmojito_sandbox.url + REVOKE, json={"email": DEFAULT_EMAIL}, timeout=10)
     assert jobmojito_sandbox.requests_log() == []
