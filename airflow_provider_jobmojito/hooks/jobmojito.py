@@ -141,7 +141,7 @@ class JobMojitoHook(BaseHook):
     def _use(self, conn: Any) -> None:
         """Take ``conn`` as the sync side's connection (its endpoints are built on next use)."""
         settings = self._resolve(conn)
-        self._fingerprint, self._settings, self._endpoints = fingerprint_of(conn), settings, None
+        self._fingerprint, self._settings, self._endpoints = _fingerprint_of(conn), settings, None
 
     def _resolve(self, conn: Any) -> HookSettings:
         settings = HookSettings.resolve(
@@ -232,7 +232,7 @@ class JobMojitoHook(BaseHook):
         finally:
             # Counted once done: a caller that waited meanwhile takes this read as its own.
             self._async_reads += 1
-        fingerprint = fingerprint_of(conn)
+        fingerprint = _fingerprint_of(conn)
         side = self._async_side
         if side is not None and fingerprint == self._async_fingerprint:
             return False
@@ -263,7 +263,8 @@ class JobMojitoHook(BaseHook):
         :return: whether it had changed.
         """
         conn = self.get_connection(self.jobmojito_conn_id)
-        if fingerprint_of(conn) == self._fingerprint:
+        self._reread_trouble = None
+        if _fingerprint_of(conn) == self._fingerprint:
             return False
         before, old = self._settings, self._endpoints
         self._use(conn)
@@ -556,7 +557,7 @@ _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 JobMojitoHook.__doc__ = f"{(JobMojitoHook.__doc__ or '').rstrip()}\n{connection.param_docs('    ')}\n    "
 
 
-def fingerprint_of(conn: Any) -> str:
+def _fingerprint_of(conn: Any) -> str:
     """A digest of what the hook reads of a connection (host, port, schema, login, password,
     extra): whether it changed, cheaply. Only the digest is kept, never logged; it shows none of
     the values.
