@@ -197,6 +197,9 @@ class _StatusBoard:
     async def sleep(seconds: float) -> None:
         """Wait ``seconds`` between rounds (a test may replace it, to start rounds when it says).
 
+        A replacement must give the loop a turn even when it does not wait: a round's waiters ask
+        for the next round only once they have run, after this one's answer.
+
         :param seconds: how long.
         """
         await asyncio.sleep(seconds)
