@@ -130,6 +130,11 @@ class SignInCache:
             if current is not None and current.access_token == access_token:
                 del self._tokens[key]
 
+    def forget(self, key: tuple[str, str, str]) -> None:
+        """Forget the account's token, whatever it is (its credentials left the connection)."""
+        with self.lock:
+            self._tokens.pop(key, None)
+
     def clear(self) -> None:
         self._tokens.clear()
 
@@ -243,6 +248,20 @@ class TokenProvider:
                 self._host_trouble("forget the refused token", error)
         SIGN_IN_CACHE.discard(self._key, token)
         return True
+
+    def forget(self) -> None:
+        """The connection no longer holds these credentials (it was changed): forget the token
+        signed in with them, in this process and on this host, so that a replaced password's
+        session is not kept for anyone. Another process still using them signs in again. May
+        block (the host's cache): an async caller calls it in a worker thread."""
+        if self._key is None:
+            return
+        SIGN_IN_CACHE.forget(self._key)
+        if self._host is not None:
+            try:
+                self._host.forget(self._key)
+            except OSError as error:
+                self._host_trouble("forget the replaced credentials' token", error)
 
     def sign_in_request(self) -> Request:
         """Supabase's password grant: trade the e-mail and password for an access token."""

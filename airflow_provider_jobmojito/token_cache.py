@@ -277,6 +277,12 @@ class HostTokenCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(key))
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """Forget the account's token, whatever it is (its credentials were replaced). Without the
+        lock: a sign-in racing with it may write its token again, which is as good."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
     def lock(self, key: tuple[str, ...]) -> contextlib.AbstractContextManager[None]:
         """Hold the account's lock (across processes) for the duration of the block."""
         return _FILE_LOCKS.hold(self._path(key).with_suffix(".lock"))

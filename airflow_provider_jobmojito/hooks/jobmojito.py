@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import platform
 import warnings
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import urlencode
 
 import requests
@@ -43,10 +45,13 @@ from airflow_provider_jobmojito.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
     from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
+    from airflow_provider_jobmojito.plan import Plan
     from airflow_provider_jobmojito.status import InterviewStatus
+
+T = TypeVar("T")
 
 USER_AGENT = (
     f"airflow-provider-jobmojito/{__version__} requests/{requests.__version__} "
@@ -73,6 +78,12 @@ class JobMojitoHook(BaseHook):
 
     Keyword arguments override the connection extras of the same name (checked by name when
     the hook is built, by value when it first reads the connection).
+
+    The connection is read on first use and kept. When the API refuses its credentials on a read
+    (``get_interview``, ``list_interviews`` and their async twins, the first page of
+    ``aiter_interview_pages``), the hook reads the connection again, and if it changed (a rotated
+    token or password) makes the call once more with it; :meth:`refresh_connection` and
+    :meth:`arefresh_connection` read it again on demand (the triggers do, once a round).
 
     :param jobmojito_conn_id: the Airflow connection to use.
     :param logger_name: the name of the hook's logger (Airflow's ``BaseHook`` argument).
@@ -107,13 +118,30 @@ class JobMojitoHook(BaseHook):
         self._overrides = connection.check_overrides(overrides)
         # The running bulk change's stop (cancel() sets it); None between calls: no later call stops.
         self._bulk_stop: Stop | None = None
+        # The sync side's reading of the connection: what it was (a digest), what it gave.
+        self._fingerprint: str | None = None
+        self._settings: HookSettings | None = None
+        self._endpoints: Endpoints | None = None
+        # The async side's: its endpoints and driver, the digest of the connection they were made
+        # of, and how many times it was read (callers waiting meanwhile take the newest read).
         self._async_side: tuple[Endpoints, AsyncJobMojitoClient] | None = None
+        self._async_fingerprint: str | None = None
+        self._async_reads = 0
         self._async_side_lock: asyncio.Lock | None = None
+        self._reread_trouble: str | None = None  # the failed re-read last logged, until one works
 
-    @cached_property
+    @property
     def settings(self) -> HookSettings:
-        """The connection merged with the hook's arguments, read once and validated."""
-        return self._resolve(self.get_connection(self.jobmojito_conn_id))
+        """The connection merged with the hook's arguments, read on first use and validated."""
+        if self._settings is None:
+            self._use(self.get_connection(self.jobmojito_conn_id))
+        assert self._settings is not None
+        return self._settings
+
+    def _use(self, conn: Any) -> None:
+        """Take ``conn`` as the sync side's connection (its endpoints are built on next use)."""
+        settings = self._resolve(conn)
+        self._fingerprint, self._settings, self._endpoints = _fingerprint_of(conn), settings, None
 
     def _resolve(self, conn: Any) -> HookSettings:
         settings = HookSettings.resolve(
@@ -150,10 +178,13 @@ class JobMojitoHook(BaseHook):
         session.mount("http://", PooledAdapter())
         return session
 
-    @cached_property
+    @property
     def endpoints(self) -> Endpoints:
         """The endpoint plans of this connection (:mod:`~airflow_provider_jobmojito.endpoints`)."""
-        return self._endpoints_for(self.settings)
+        endpoints = self._endpoints
+        if endpoints is None:
+            endpoints = self._endpoints = self._endpoints_for(self.settings)
+        return endpoints
 
     def _endpoints_for(self, settings: HookSettings) -> Endpoints:
         return Endpoints(settings, TokenProvider(settings, self.jobmojito_conn_id, log=self.log), self.log)
@@ -172,27 +203,149 @@ class JobMojitoHook(BaseHook):
         return (await self._async())[1]
 
     async def _async(self) -> tuple[Endpoints, AsyncJobMojitoClient]:
-        """The endpoints and the async driver, built once for the callers arriving together.
+        """The endpoints and the async driver, built once for the callers arriving together."""
+        if self._async_side is not None:
+            return self._async_side
+        async with self._async_lock():
+            if self._async_side is None:
+                await self._aread_connection()
+        assert self._async_side is not None
+        return self._async_side
+
+    def _async_lock(self) -> asyncio.Lock:
+        if self._async_side_lock is None:  # no await since the check: one lock per hook
+            self._async_side_lock = asyncio.Lock()
+        return self._async_side_lock
+
+    async def _aread_connection(self) -> bool:
+        """Read the connection (holding the async lock); build the async side from it, or new
+        endpoints over the same driver when it changed. Return whether it changed.
 
         The connection is read without blocking the event loop: asynchronously where Airflow
         offers it, and what may block (Airflow 3's secret masking, which waits for the
-        supervisor; the token cache's folder) in a worker thread.
+        supervisor; the token cache's folder) in a worker thread. The driver does not depend on
+        the connection (a request carries its URL, token and timeout), so it outlives a change,
+        and calls in flight finish with the endpoints they started with.
         """
-        if self._async_side is not None:
-            return self._async_side
-        if self._async_side_lock is None:  # no await since the check: one lock per hook
-            self._async_side_lock = asyncio.Lock()
-        async with self._async_side_lock:
-            if self._async_side is None:
-                from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
-                from airflow_provider_jobmojito.transport_async import HttpxTransport
+        try:
+            conn = await _get_async_connection(self.jobmojito_conn_id)
+        finally:
+            # Counted once done: a caller that waited meanwhile takes this read as its own.
+            self._async_reads += 1
+        fingerprint = _fingerprint_of(conn)
+        side = self._async_side
+        if side is not None and fingerprint == self._async_fingerprint:
+            return False
+        settings = await asyncio.to_thread(self._resolve, conn)
+        endpoints = await asyncio.to_thread(self._endpoints_for, settings)
+        if side is None:
+            from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
+            from airflow_provider_jobmojito.transport_async import HttpxTransport
 
-                conn = await _get_async_connection(self.jobmojito_conn_id)
-                settings = await asyncio.to_thread(self._resolve, conn)
-                endpoints = await asyncio.to_thread(self._endpoints_for, settings)
-                transport = await asyncio.to_thread(HttpxTransport, _HEADERS)  # loads CA certificates
-                self._async_side = endpoints, AsyncJobMojitoClient(transport)
-        return self._async_side
+            transport = await asyncio.to_thread(HttpxTransport, _HEADERS)  # loads CA certificates
+            self._async_side, self._async_fingerprint = (
+                (endpoints, AsyncJobMojitoClient(transport)),
+                fingerprint,
+            )
+            return False
+        self._async_side, self._async_fingerprint = (endpoints, side[1]), fingerprint
+        self.log.info("Connection %r has changed: the calls from now on use it.", self.jobmojito_conn_id)
+        await asyncio.to_thread(_forget_replaced, side[0], endpoints)
+        return True
+
+    def refresh_connection(self) -> bool:
+        """Read the connection again; when it has changed since it was read (a digest of host,
+        port, schema, login, password and extra differs), the next calls use it.
+
+        Tokens signed in with credentials it no longer holds are forgotten. The first use of a
+        hook reads the connection anyway: then this reads it, and returns ``False``.
+
+        :return: whether it had changed.
+        """
+        conn = self.get_connection(self.jobmojito_conn_id)
+        self._reread_trouble = None
+        if _fingerprint_of(conn) == self._fingerprint:
+            return False
+        before, old = self._settings, self._endpoints
+        self._use(conn)
+        if before is None:
+            return False
+        self.log.info("Connection %r has changed: the calls from now on use it.", self.jobmojito_conn_id)
+        if old is not None:
+            _forget_replaced(old, self.endpoints)
+        return True
+
+    async def arefresh_connection(self) -> bool:
+        """:meth:`refresh_connection`, on an event loop, for the async calls.
+
+        Callers arriving together share one read. A read that fails (the connection being deleted
+        and added again, Airflow's API briefly away) or gives settings that do not resolve leaves
+        the hook on the connection it has, with a warning (once per new trouble); before the
+        first read such an error is raised, as the first call would raise it.
+
+        :return: whether it had changed.
+        """
+        reads = self._async_reads
+        async with self._async_lock():
+            if self._async_reads != reads:
+                return False  # read meanwhile, by a caller that came first: as fresh as needed
+            if self._async_side is None:
+                return await self._aread_connection()
+            try:
+                changed = await self._aread_connection()
+            except Exception as error:  # keep reading with what was read: the call will tell
+                self._reread_failed(error)
+                return False
+        self._reread_trouble = None
+        return changed
+
+    def _reread_failed(self, error: Exception) -> None:
+        trouble = f"{type(error).__name__}: {error}"
+        if trouble != self._reread_trouble:
+            self._reread_trouble = trouble
+            self.log.warning(
+                "Could not read connection %r again (%s); going on with it as it was read.",
+                self.jobmojito_conn_id,
+                trouble,
+            )
+
+    def _run_reading(self, plan_of: Callable[[Endpoints], Plan[T]]) -> T:
+        """Run a read's plan; when the API refuses the credentials, read the connection again and,
+        if it has changed, run it once more with it."""
+        endpoints = self.endpoints
+        try:
+            return self.client.run(plan_of(endpoints))
+        except JobMojitoAuthError:
+            try:
+                self.refresh_connection()
+            except Exception as error:  # the refusal is what the caller must see
+                self._reread_failed(error)
+            if self.endpoints is endpoints:
+                raise
+            self.log.info("Trying again with connection %r as it is now.", self.jobmojito_conn_id)
+        return self.client.run(plan_of(self.endpoints))
+
+    async def _arun_reading(self, plan_of: Callable[[Endpoints], Plan[T]]) -> T:
+        """:meth:`_run_reading`, on an event loop."""
+        endpoints, client = await self._async()
+        try:
+            return await client.run(plan_of(endpoints))
+        except JobMojitoAuthError:
+            fresh = await self._arefreshed_after_refusal(endpoints)
+            if fresh is None:
+                raise
+        return await client.run(plan_of(fresh))
+
+    async def _arefreshed_after_refusal(self, refused: Endpoints) -> Endpoints | None:
+        """After the API refused the credentials of ``refused``: the endpoints of the connection
+        as it is now, or ``None`` when they are the same (the refusal stands)."""
+        await self.arefresh_connection()
+        assert self._async_side is not None  # built before the refused call
+        endpoints = self._async_side[0]
+        if endpoints is refused:
+            return None
+        self.log.info("Trying again with connection %r as it is now.", self.jobmojito_conn_id)
+        return endpoints
 
     async def aclose(self) -> None:
         """Close the async driver's connections."""
@@ -322,12 +475,11 @@ class JobMojitoHook(BaseHook):
 
         :param position_id: the interview or position id (a UUID).
         """
-        return self.client.run(self.endpoints.get_position(position_id))
+        return self._run_reading(lambda endpoints: endpoints.get_position(position_id))
 
     async def aget_interview(self, position_id: str) -> dict[str, Any]:
         """:meth:`get_interview`, on an event loop."""
-        endpoints, client = await self._async()
-        return await client.run(endpoints.get_position(position_id))
+        return await self._arun_reading(lambda endpoints: endpoints.get_position(position_id))
 
     def list_interviews(self, **params: str | int) -> dict[str, Any]:
         """List the account's interviews, one page (``GET merchant-interview-list``).
@@ -335,12 +487,11 @@ class JobMojitoHook(BaseHook):
         :param params: the endpoint's query parameters, e.g. ``status="active", limit=100``.
         :return: ``{"data": [...], "pagination": {"total", "limit", "offset", "has_more"}}``.
         """
-        return self.client.run(self.endpoints.list_positions(**params))
+        return self._run_reading(lambda endpoints: endpoints.list_positions(**params))
 
     async def alist_interviews(self, **params: str | int) -> dict[str, Any]:
         """:meth:`list_interviews`, on an event loop."""
-        endpoints, client = await self._async()
-        return await client.run(endpoints.list_positions(**params))
+        return await self._arun_reading(lambda endpoints: endpoints.list_positions(**params))
 
     def iter_interview_pages(
         self, *, page_size: int = 1000, **filters: str | int
@@ -357,11 +508,26 @@ class JobMojitoHook(BaseHook):
     async def aiter_interview_pages(
         self, *, page_size: int = 1000, **filters: str | int
     ) -> AsyncIterator[dict[str, Any]]:
-        """:meth:`iter_interview_pages`, on an event loop."""
+        """:meth:`iter_interview_pages`, on an event loop. Credentials refused before the first
+        page read the connection again, as :meth:`aget_interview` does; after it, the error is
+        raised (the pages already given would be given again)."""
         endpoints, client = await self._async()
-        # Closed as soon as this iterator is (a caller that stops early), not when collected.
+        given = False
+        try:
+            # Closed as soon as this iterator is (a caller that stops early), not when collected.
+            async with contextlib.aclosing(
+                client.pages(endpoints.positions_pages(page_size=page_size, **filters))
+            ) as pages:
+                async for page in pages:
+                    given = True
+                    yield page
+            return
+        except JobMojitoAuthError:
+            fresh = None if given else await self._arefreshed_after_refusal(endpoints)
+            if fresh is None:
+                raise
         async with contextlib.aclosing(
-            client.pages(endpoints.positions_pages(page_size=page_size, **filters))
+            client.pages(fresh.positions_pages(page_size=page_size, **filters))
         ) as pages:
             async for page in pages:
                 yield page
@@ -389,6 +555,25 @@ class JobMojitoHook(BaseHook):
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 JobMojitoHook.__doc__ = f"{(JobMojitoHook.__doc__ or '').rstrip()}\n{connection.param_docs('    ')}\n    "
+
+
+def _fingerprint_of(conn: Any) -> str:
+    """A digest of what the hook reads of a connection (host, port, schema, login, password,
+    extra): whether it changed, cheaply. Only the digest is kept, never logged; it shows none of
+    the values.
+
+    :param conn: an Airflow connection.
+    """
+    read = [conn.host, conn.port, conn.schema, conn.login, conn.password, conn.extra]
+    return hashlib.sha256(json.dumps(read, default=str).encode()).hexdigest()
+
+
+def _forget_replaced(old: Endpoints, new: Endpoints) -> None:
+    """The connection changed from ``old``'s credentials to ``new``'s: when they sign in as
+    another account (another password, e-mail or sign-in URL), forget the old account's token."""
+    before, after = old.calls.tokens, new.calls.tokens
+    if before.account is not None and before.account != after.account:
+        before.forget()
 
 
 async def _get_async_connection(conn_id: str) -> Any:

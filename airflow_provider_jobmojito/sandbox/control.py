@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .faults import parse_fault
 from .messages import json_response
 from .state import UnknownPositionError, ValidationError, canonical_uuid, check_status, parse_seed
+from .tokens import TokenError
 
 if TYPE_CHECKING:
     from .context import Route, SandboxContext
@@ -131,6 +132,48 @@ def issue_token(app: SandboxContext, request: Request) -> Response:
     return json_response(200, issued.grant())
 
 
+def revoke_tokens(app: SandboxContext, request: Request) -> Response:
+    """``POST /_sandbox/tokens/revoke``: sign sessions out, as a user or an admin does in Supabase.
+
+    ``{"token": "<jwt>"}`` revokes that token's session; ``{"email": "..."}`` every session issued
+    to that e-mail so far (a global sign-out); exactly one of them. Answers ``{"revoked": n}``; a
+    revoked token is refused by the API (401) from then on. 422 for a token the sandbox did not sign.
+    """
+    try:
+        body = _body(request)
+        if not isinstance(body, dict) or len(body) != 1 or not body.keys() <= {"token", "email"}:
+            raise ValidationError("body", 'Give exactly one of "token" and "email".')
+        [(name, value)] = body.items()
+        if not isinstance(value, str) or not value:
+            raise ValidationError(name, "Must be a non-empty string.")
+    except ValidationError as error:
+        return json_response(422, error.body())
+    if name == "email":
+        return json_response(200, {"revoked": app.tokens.revoke_user(value)})
+    try:
+        app.tokens.revoke(value)
+    except TokenError as error:
+        return json_response(422, {"error": error.message, "name": "token"})
+    return json_response(200, {"revoked": 1})
+
+
+def change_password(app: SandboxContext, request: Request) -> Response:
+    """``POST /_sandbox/password`` ``{"password": "..."}``: the password the password grant accepts
+    from now on (a user changing it in JobMojito). Tokens already issued stay valid: revoke them
+    too (``/_sandbox/tokens/revoke``) to end the old sessions."""
+    try:
+        body = _body(request)
+        if not isinstance(body, dict) or set(body) != {"password"}:
+            raise ValidationError("body", 'Give "password" alone.')
+        password = body["password"]
+        if not isinstance(password, str) or not password:
+            raise ValidationError("password", "Must be a non-empty string.")
+    except ValidationError as error:
+        return json_response(422, error.body())
+    app.password = password
+    return json_response(200, {"ok": True})
+
+
 def sign_in_counts(app: SandboxContext, _request: Request) -> Response:
     """``GET /_sandbox/sign-ins``: ``{total, succeeded, failed, refused}`` password-grant attempts."""
     return json_response(200, app.sign_ins.counts())
@@ -181,6 +224,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/_sandbox/reset": {"POST": reset},
     "/_sandbox/faults": {"GET": list_faults, "POST": add_faults, "DELETE": clear_faults},
     "/_sandbox/tokens": {"POST": issue_token},
+    "/_sandbox/tokens/revoke": {"POST": revoke_tokens},
+    "/_sandbox/password": {"POST": change_password},
     "/_sandbox/sign-ins": {"GET": sign_in_counts, "DELETE": clear_sign_ins},
     "/_sandbox/sign-in-limit": {"GET": sign_in_limit, "POST": configure_sign_in_limit},
     "/_sandbox/health": {"GET": health},

@@ -457,6 +457,32 @@ class SandboxServer:
         """
         return self.app.tokens.issue(email or self.app.email, lifetime).access_token
 
+    def revoke_token(self, token: str) -> None:
+        """Sign out the session of ``token``: the API refuses it (401) from now on, as
+        ``POST /_sandbox/tokens/revoke {"token": ...}``.
+
+        :raises TokenError: for a token this sandbox did not sign.
+        """
+        self.app.tokens.revoke(token)
+
+    def revoke_sessions(self, email: str | None = None) -> int:
+        """Sign out every session issued so far to ``email`` (default: the sign-in e-mail), as
+        ``POST /_sandbox/tokens/revoke {"email": ...}``; tokens issued later are valid.
+
+        :return: how many sessions were signed out.
+        """
+        return self.app.tokens.revoke_user(email or self.app.email)
+
+    def change_password(self, password: str) -> None:
+        """Make the password grant accept ``password`` (and no longer the old one), as
+        ``POST /_sandbox/password``. Tokens already issued stay valid until revoked or expired.
+
+        :raises ValueError: for an empty password.
+        """
+        if not password:
+            raise ValueError("The password must not be empty.")
+        self.app.password = password
+
     def __repr__(self) -> str:
         where = self.url if self._httpd is not None else "not started"
         return f"<SandboxServer {where}>"

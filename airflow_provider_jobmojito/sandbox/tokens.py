@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,13 +23,14 @@ AUTHENTICATED = "authenticated"
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 _VERIFIED_CACHE_SIZE = 1024
 
-TokenProblem = Literal["missing", "invalid", "expired"]
+TokenProblem = Literal["missing", "invalid", "expired", "revoked"]
 
 
 class TokenError(Exception):
     """A bearer token the API must refuse.
 
-    :param problem: ``"missing"``, ``"invalid"`` or ``"expired"``.
+    :param problem: ``"missing"``, ``"invalid"``, ``"expired"`` or ``"revoked"`` (its session was
+        signed out: :meth:`TokenAuthority.revoke`).
     :param message: why, for the 401 body; it never contains the token.
     """
 
@@ -136,7 +138,12 @@ class IssuedToken:
 
 
 class TokenAuthority:
-    """Issues and checks the sandbox's access tokens.
+    """Issues and checks the sandbox's access tokens, and revokes them.
+
+    Every token carries a ``session_id``, as Supabase's do. Revoking a token signs its session out
+    (:meth:`revoke`); revoking a user's sessions signs out every token this authority issued to
+    that e-mail so far (:meth:`revoke_user`, Supabase's global sign-out). A revoked token is
+    refused as ``"revoked"`` until it expires; tokens issued later are not affected.
 
     :param secret: HMAC key; a random one when ``None``, so tokens never outlive their server.
     :param lifetime: default seconds a token stays valid.
@@ -150,6 +157,10 @@ class TokenAuthority:
         # Token -> its verified claims, so a client reusing one token pays for the signature
         # check once; expiry is still checked on every request.
         self._verified: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        #: The sessions issued so far, by e-mail (lower case): what revoking a user's sessions ends.
+        self._sessions: dict[str, list[str]] = {}
+        self._revoked: set[str] = set()
 
     def issue(self, email: str, lifetime: int | None = None) -> IssuedToken:
         """Mint a token for ``email``.
@@ -161,6 +172,9 @@ class TokenAuthority:
         seconds = self.lifetime if lifetime is None else lifetime
         issued_at = int(time.time())
         user_id = user_id_for(email)
+        session_id = str(uuid.uuid4())
+        with self._lock:
+            self._sessions.setdefault(email.strip().lower(), []).append(session_id)
         claims = {
             "iss": self.issuer,
             "sub": user_id,
@@ -170,7 +184,7 @@ class TokenAuthority:
             "iat": issued_at,
             "exp": issued_at + seconds,
             # Two tokens minted in the same second would otherwise be byte-identical.
-            "session_id": str(uuid.uuid4()),
+            "session_id": session_id,
         }
         return IssuedToken(
             access_token=encode_jwt(claims, self.secret),
@@ -201,4 +215,29 @@ class TokenAuthority:
             self._verified[token] = claims
         elif claims["exp"] <= time.time():
             raise TokenError("expired", "JWT expired.")
+        if claims.get("session_id") in self._revoked:
+            raise TokenError("revoked", "Invalid JWT: its session was signed out.")
         return claims
+
+    def revoke(self, token: str) -> None:
+        """Sign out the session of ``token`` (one this authority signed, expired or not).
+
+        :raises TokenError: ``invalid`` for a token this authority did not sign, or one without a
+            ``session_id``.
+        """
+        claims = decode_jwt(token, self.secret, now=float("-inf"))  # an expired one may be revoked too
+        session_id = claims.get("session_id")
+        if not isinstance(session_id, str):
+            raise TokenError("invalid", "Invalid JWT: no session_id claim to revoke.")
+        with self._lock:
+            self._revoked.add(session_id)
+
+    def revoke_user(self, email: str) -> int:
+        """Sign out every session this authority issued to ``email`` so far.
+
+        :return: how many sessions that was (counting those already revoked).
+        """
+        with self._lock:
+            sessions = self._sessions.pop(email.strip().lower(), [])
+            self._revoked.update(sessions)
+        return len(sessions)

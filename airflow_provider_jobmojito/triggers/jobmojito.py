@@ -7,9 +7,11 @@
 
 Both read the API through the hook's async client (:mod:`~airflow_provider_jobmojito.client_async`):
 the sync hook's retry policy, error mapping and token provider, on httpx. What the triggers of one
-event loop share is held by :data:`SHARED_POLLS` (a :class:`SharedPolls`): one hook per connection,
-so one connection read, one sign-in and one pool of connections; and one :class:`_StatusBoard` per
-poll interval, so sensors waiting with the same interval share one list call per interval.
+event loop share is held by :data:`SHARED_POLLS` (a :class:`SharedPolls`): one hook per connection
+(and hook params), so one pool of connections, and one sign-in per account (the process's token
+cache); and one :class:`_StatusBoard` per poll interval, so sensors waiting with the same interval
+share one list call per interval. A board reads its connection again at the start of each round,
+so a rotated token or password is used from the next round, without restarting the triggerer.
 
 Errors are judged by :attr:`~airflow_provider_jobmojito.exceptions.JobMojitoError.transient`
 alone: a transient one is logged and the wait goes on; a permanent one (a 404, refused
@@ -170,6 +172,12 @@ class _StatusBoard:
     alone (a 404 ends that position's wait, not its neighbours'). An error of the list call is
     every waiter's. The board polls only while someone waits.
 
+    Each round starts by reading the connection again (:meth:`JobMojitoHook.arefresh_connection`:
+    one read, compared by a digest; a changed connection gives the hook new credentials, a read
+    that fails leaves it as it was), so the triggers of a long-lived event loop follow a rotated
+    token or password from the next round; credentials refused during a round make the hook read
+    it once more and retry the call with it if it has changed.
+
     :param hook: the shared hook of the connection.
     :param interval: seconds between rounds.
     """
@@ -184,6 +192,17 @@ class _StatusBoard:
         self.calls = {"list": 0, "get": 0}
         #: Rounds read so far (each: the list's pages, then a read per position it did not show).
         self.rounds = 0
+
+    @staticmethod
+    async def sleep(seconds: float) -> None:
+        """Wait ``seconds`` between rounds (a test may replace it, to start rounds when it says).
+
+        A replacement must give the loop a turn even when it does not wait: a round's waiters ask
+        for the next round only once they have run, after this one's answer.
+
+        :param seconds: how long.
+        """
+        await asyncio.sleep(seconds)
 
     async def next_status(self, position_id: str) -> str | None:
         """The position's status as the next round reads it.
@@ -230,10 +249,11 @@ class _StatusBoard:
                 )
             if round_ is not None and not round_.done():
                 round_.set_result(outcome)
-            await asyncio.sleep(self.interval)
+            await self.sleep(self.interval)
 
     async def _read(self, watched: set[str]) -> _Statuses:
         statuses: _Statuses = {}
+        await self.hook.arefresh_connection()  # once a round: a rotated credential is used now
         pages = _whole_list(self.hook)
         try:
             async for page in pages:
@@ -267,8 +287,11 @@ class SharedPolls:
       its triggers) has one set, each ``asyncio.run`` of a test its own, and a loop that is closed
       and collected takes its hooks and boards with it. Every method must be called in a loop.
     * :meth:`hook` builds the hook of a (connection, hook params) on first use; it then lives as
-      long as the loop, so its async client (one connection read, one sign-in, one pool) serves
-      every trigger of that connection, whenever it starts.
+      long as the loop, so its async client (one pool of connections) serves every trigger of
+      that connection, whenever it starts. Hooks of one account, whatever their params, sign in
+      once between them (the process's token cache and sign-in locks). A hook reads its
+      connection again once per round of each of its boards, and when the API refuses its
+      credentials: a rotated token or password is used without restarting the triggerer.
     * :meth:`board` builds the :class:`_StatusBoard` of a (connection, hook params, interval) on
       first use, over that hook. A board polls only while a trigger waits on it: its ticker ends
       after the round in which the last waiter left, and the next waiter starts it again; an idle
