@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
     from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
+    from airflow_provider_jobmojito.plan import Dated
     from airflow_provider_jobmojito.status import InterviewStatus
 
 USER_AGENT = (
@@ -362,6 +363,27 @@ class JobMojitoHook(BaseHook):
         # Closed as soon as this iterator is (a caller that stops early), not when collected.
         async with contextlib.aclosing(
             client.pages(endpoints.positions_pages(page_size=page_size, **filters))
+        ) as pages:
+            async for page in pages:
+                yield page
+
+    def iter_dated_interview_pages(self, *, page_size: int = 1000, **filters: str | int) -> Iterator[Dated]:
+        """:meth:`iter_interview_pages`, each page with the time the API answered it: a
+        :class:`~airflow_provider_jobmojito.plan.Dated` whose ``body`` is the page as the API gives
+        it and ``date`` its ``Date`` header in POSIX seconds (``None`` if the answer had none).
+
+        :param page_size: rows per page, 1 to 1,000.
+        :param filters: the endpoint's filters, e.g. ``status="active"``.
+        """
+        return self.client.pages(self.endpoints.dated_positions_pages(page_size=page_size, **filters))
+
+    async def aiter_dated_interview_pages(
+        self, *, page_size: int = 1000, **filters: str | int
+    ) -> AsyncIterator[Dated]:
+        """:meth:`iter_dated_interview_pages`, on an event loop."""
+        endpoints, client = await self._async()
+        async with contextlib.aclosing(
+            client.pages(endpoints.dated_positions_pages(page_size=page_size, **filters))
         ) as pages:
             async for page in pages:
                 yield page
