@@ -766,10 +766,11 @@ if BaseEventTrigger is not None:
           remembers, for each position it saw in a watched status, its status and ``updated_at``
           (every listed position, and the :attr:`MEMORY_CAP` most recently listed of the others):
           a row a shift hid comes back unchanged and does not fire, and a real entry a shift hid
-          fires at the next poll, once. A list of more than one page is also read at its first
-          page again once the pages are read (one more call per poll): what changed meanwhile is
-          there, so an edit that moved a position out of the pages' reach is no entry. More than a
-          page of changes while the pages were read is an incomplete read, read again next poll.
+          fires at the next poll at the latest, once. A list of more than one page is also read
+          at its first page again once the pages are read (one more call per poll): what changed
+          meanwhile is there, so an edit that moved a position out of the pages' reach is no
+          entry. More than a page of changes while the pages were read is an incomplete read,
+          read again next poll.
         * **Restarts.** On Airflow 3.3 the triggerer gives a watcher trigger its asset's state
           store: the watch keeps a watermark there (the API's time when its last poll began, less
           :attr:`WATERMARK_MARGIN` seconds, and the positions it listed since, at most
