@@ -555,17 +555,19 @@ class _Horizon:
         return cls(after, {str(k): v for k, v in seen.items() if isinstance(v, str)})
 
 
-@dataclass
+@dataclass(slots=True)  # one per position remembered: thousands
 class _Sighting:
     """What a watch last saw of a position in a watched status.
 
     :param status: its status then.
     :param updated_at: its ``updated_at`` then, as the API wrote it.
+    :param moment: that ``updated_at`` in POSIX seconds (read once), ``None`` if unreadable.
     :param poll: the watch's successful poll that last listed it (they are counted from 1).
     """
 
     status: str
     updated_at: str | None
+    moment: float | None
     poll: int
 
 
@@ -612,7 +614,11 @@ class _Memory:
                 new = before.updated_at != updated_at
             if new:
                 entered.append(row)
-            self._seen[position_id] = _Sighting(status, updated_at, self.polls)
+            if before is not None and before.updated_at == updated_at:
+                before.status, before.poll = status, self.polls
+                self._seen[position_id] = before
+            else:
+                self._seen[position_id] = _Sighting(status, updated_at, _moment(updated_at), self.polls)
         for _ in range(len(self._seen) - len(rows) - self.cap):
             del self._seen[next(iter(self._seen))]
         return entered
@@ -621,8 +627,9 @@ class _Memory:
         """Whether ``horizon`` admits none of the positions remembered: a watch restarted from it
         would fire nothing this one has not fired."""
         return not any(
-            _moment(sighting.updated_at) is not None
-            and horizon.admits(position_id, sighting.updated_at, first_poll=False)
+            sighting.moment is not None
+            and sighting.moment >= horizon.after
+            and horizon.seen.get(position_id) != sighting.updated_at
             for position_id, sighting in self._seen.items()
         )
 
@@ -632,7 +639,7 @@ class _Memory:
         after = max(self.horizon.after, date - margin)
         seen = {pid: u for pid, u in self.horizon.seen.items() if _at(u) >= after}
         for position_id, sighting in self._seen.items():
-            if sighting.updated_at is not None and _at(sighting.updated_at) >= after:
+            if sighting.updated_at is not None and sighting.moment is not None and sighting.moment >= after:
                 seen[position_id] = sighting.updated_at
         if len(seen) > cap:
             # The newest kept; the horizon moves past the others, so they count as accounted for.
@@ -806,7 +813,7 @@ if BaseEventTrigger is not None:
         #: The longest wait after permanent errors, in poll intervals.
         MAX_BACKOFF_INTERVALS: ClassVar[int] = 8
         #: Positions remembered besides those the last poll listed (the longest-absent forgotten
-        #: first): about 200 bytes each.
+        #: first): about 330 bytes each (3.3 MB at the cap, measured on Python 3.11).
         MEMORY_CAP: ClassVar[int] = 10_000
         #: Positions the stored watermark holds at most (about 70 bytes each, well under Airflow's
         #: default limit of 64 KiB per value).
