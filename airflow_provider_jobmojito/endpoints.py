@@ -126,6 +126,21 @@ class Endpoints:
         :raises ValueError: for a bad ``page_size`` or a paging parameter among ``filters``.
         :raises JobMojitoUnexpectedAnswerError: when the API keeps saying there is more.
         """
+        self._check_paging(page_size, filters)
+        return self._pages(page_size, filters, dated=False)
+
+    def dated_positions_pages(self, *, page_size: int = MAX_PAGE_SIZE, **filters: str | int) -> Plan[None]:
+        """:meth:`positions_pages`, each page emitted as a :class:`~airflow_provider_jobmojito.plan.Dated`:
+        the page as the API gives it (``body``) and when the API answered it (``date``, from its
+        ``Date`` header), for a caller that judges changes in the API's time.
+
+        Same arguments, bounds and errors as :meth:`positions_pages`.
+        """
+        self._check_paging(page_size, filters)
+        return self._pages(page_size, filters, dated=True)
+
+    @staticmethod
+    def _check_paging(page_size: int, filters: dict[str, str | int]) -> None:
         if (
             isinstance(page_size, bool)
             or not isinstance(page_size, int)
@@ -136,15 +151,16 @@ class Endpoints:
             )
         if paging := sorted({"limit", "offset"} & filters.keys()):
             raise ValueError(f"positions_pages sets {' and '.join(paging)} itself; give filters only.")
-        return self._pages(page_size, filters)
 
-    def _pages(self, page_size: int, filters: dict[str, str | int]) -> Plan[None]:
+    def _pages(self, page_size: int, filters: dict[str, str | int], *, dated: bool) -> Plan[None]:
         offset, pages, bound = 0, 0, MAX_PAGES
         previous_ids: list[Any] | None = None
         while True:
-            page = yield from self.list_positions(limit=page_size, offset=offset, **filters)
+            params = {"limit": page_size, "offset": offset, **filters}
+            answer = yield from self.calls.call_dated("GET", LIST_POSITIONS_PATH, params=params)
+            page = answer.body
             pages += 1
-            yield Emit(page)
+            yield Emit(answer if dated else page)
             rows, pagination = page.get("data"), page.get("pagination")
             rows = rows if isinstance(rows, list) else []
             pagination = pagination if isinstance(pagination, dict) else {}

@@ -101,6 +101,19 @@ class Emit:
     item: Any = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Dated:
+    """An answer's JSON object, with the time the API answered it by its own clock.
+
+    :param body: the JSON object, as :meth:`Calls.call` returns it.
+    :param date: the answer's ``Date`` header in POSIX seconds (whole seconds: the API's time was
+        this or up to a second later), or ``None`` when the answer had none.
+    """
+
+    body: dict[str, Any] = field(repr=False)
+    date: float | None
+
+
 Step: TypeAlias = Send | Wait | Blocking | Secret | Exclusive | Emit
 #: A plan that returns a ``T``.
 Plan: TypeAlias = Generator[Step, Any, T]
@@ -167,6 +180,7 @@ class Calls:
         """Call the API; return its JSON object or raise the typed error its answer means.
 
         In sign-in mode a 401 signs in again once: the cached token may have been revoked early.
+        :meth:`call_dated` also returns when the API answered.
 
         :param json: the JSON body, for any method.
         :param params: the query; ``None`` values are left out.
@@ -176,6 +190,32 @@ class Calls:
             transient failures, to stop the batch when the API is down.
         :param server_error_hint: added to the message of a 500: what else it may mean here.
         """
+        dated = yield from self.call_dated(
+            method,
+            path,
+            json=json,
+            params=params,
+            max_retries=max_retries,
+            subject=subject,
+            stop=stop,
+            server_error_hint=server_error_hint,
+        )
+        return dated.body
+
+    def call_dated(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        max_retries: int | None = None,
+        subject: str | None = None,
+        stop: Stop | None = None,
+        server_error_hint: str = "",
+    ) -> Plan[Dated]:
+        """:meth:`call`, returning the JSON object with the answer's ``Date`` (a :class:`Dated`):
+        for a caller that judges changes in the API's time rather than its own clock's."""
         request = self.request(method, path, json=json, params=params, subject=subject)
         signed_in_again = False
         while True:
@@ -189,13 +229,14 @@ class Calls:
                 signed_in_again = True
                 self.log.info("JobMojito refused the signed-in token (401); signing in again.")
                 continue
-            return object_of(
+            body = object_of(
                 answer,
                 f"{method} /{path}",
                 auth_hint=self.tokens.auth_hint(),
                 secrets=self.secrets(token),
                 server_error_hint=server_error_hint,
             )
+            return Dated(body, answer.date())
 
     def request(
         self,

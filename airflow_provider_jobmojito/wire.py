@@ -13,10 +13,12 @@ implements the first (:mod:`~airflow_provider_jobmojito.transport`), httpx the s
 
 from __future__ import annotations
 
+import email.utils
 import json
 import ssl
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -85,6 +87,23 @@ class Answer:
             return json.loads(self.body)
         except RecursionError:  # nested deeper than the parser goes: not JSON this API sends
             raise ValueError("JSON nested too deeply") from None
+
+    def date(self) -> float | None:
+        """When the server answered, by its own clock: the ``Date`` header in POSIX seconds.
+
+        HTTP dates are whole seconds (``Sun, 06 Dec 2026 06:08:07 GMT``): the server's time was
+        this value or up to a second later. ``None`` when the header is missing or not a date.
+        """
+        value = self.headers.get("Date")
+        if not isinstance(value, str):
+            return None
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if moment.tzinfo is None:  # "-0000": UTC, its source unknown
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
 
 
 class NoAnswer(Exception):

@@ -6,6 +6,7 @@ are asserted for both drivers at once.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -92,6 +93,29 @@ class TestPositionsPages:
             "limit=2&offset=0&status=active",
             "limit=2&offset=2&status=active",
         ]
+
+    def test_the_dated_pager_emits_each_page_with_its_answers_date_and_the_plain_one_the_page(
+        self, endpoints: Endpoints
+    ) -> None:
+        def pages() -> list[Any]:
+            return [
+                dataclasses.replace(
+                    page(["a", "b"], has_more=True, total=3),
+                    headers={"Date": "Sun, 06 Dec 2026 06:08:07 GMT"},
+                ),
+                dataclasses.replace(
+                    page(["c"], has_more=False, total=3), headers={"Date": "Sun, 06 Dec 2026 06:08:09 GMT"}
+                ),
+            ]
+
+        dated, plain = Script(pages()), Script(pages())
+        dated.run(endpoints.dated_positions_pages(page_size=2, status="active"))
+        plain.run(endpoints.positions_pages(page_size=2, status="active"))
+        assert [item.body for item in emitted(dated)] == emitted(plain)
+        assert [item.date for item in emitted(dated)] == [1_796_537_287.0, 1_796_537_289.0]
+        assert [send.request.url for send in dated.sent()] == [send.request.url for send in plain.sent()]
+        with pytest.raises(ValueError, match="sets offset itself"):
+            endpoints.dated_positions_pages(offset=5)
 
     def test_an_empty_page_ends_the_listing_whatever_has_more_says(self, endpoints: Endpoints) -> None:
         script = Script([page(["a"], has_more=True), page([], has_more=True)])

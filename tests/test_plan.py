@@ -178,6 +178,33 @@ class TestTokens:
         assert [send.token for send in script.sent()] == [None, "signed-in-token", None, "signed-in-token"]
 
 
+class TestDated:
+    def test_call_dated_gives_the_answers_object_and_its_date_in_posix_seconds(self) -> None:
+        date = "Sun, 06 Dec 2026 06:08:07 GMT"
+        dated = Script([answer(200, {"ok": True}, Date=date)]).run(calls_for().call_dated("GET", "x"))
+        assert (dated.body, dated.date) == ({"ok": True}, 1_796_537_287.0)
+        # call() is the same call, without the date.
+        assert Script([answer(200, {"ok": True}, Date=date)]).run(calls_for().call("GET", "x")) == {
+            "ok": True
+        }
+
+    @pytest.mark.parametrize(
+        ("headers", "date"),
+        [
+            ({}, None),
+            ({"Date": "yesterday"}, None),
+            ({"Date": "Sun, 06 Dec 99999 06:08:07 GMT"}, None),
+            ({"Date": "Sun, 06 Dec 2026 06:08:07 -0000"}, 1_796_537_287.0),
+            ({"Date": "Sun, 06 Dec 2026 07:08:07 +0100"}, 1_796_537_287.0),
+        ],
+        ids=["none", "not-a-date", "out-of-range", "minus-zero-is-utc", "an-offset"],
+    )
+    def test_an_answers_date_is_none_unless_its_date_header_is_an_http_date(
+        self, headers: dict[str, str], date: float | None
+    ) -> None:
+        assert Answer(200, headers, b"{}").date() == date
+
+
 class TestRun:
     def test_what_the_driver_gives_a_step_is_what_the_plan_receives(self) -> None:
         def plan() -> Any:

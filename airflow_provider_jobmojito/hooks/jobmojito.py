@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
     from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
-    from airflow_provider_jobmojito.plan import Plan
+    from airflow_provider_jobmojito.plan import Dated, Plan
     from airflow_provider_jobmojito.status import InterviewStatus
 
 T = TypeVar("T")
@@ -505,19 +505,22 @@ class JobMojitoHook(BaseHook):
         plan = self.endpoints.positions_pages(page_size=page_size, **filters)
         return self.client.pages(plan)
 
-    async def aiter_interview_pages(
+    def aiter_interview_pages(
         self, *, page_size: int = 1000, **filters: str | int
     ) -> AsyncIterator[dict[str, Any]]:
         """:meth:`iter_interview_pages`, on an event loop. Credentials refused before the first
         page read the connection again, as :meth:`aget_interview` does; after it, the error is
         raised (the pages already given would be given again)."""
+        return self._apages(lambda endpoints: endpoints.positions_pages(page_size=page_size, **filters))
+
+    async def _apages(self, plan_of: Callable[[Endpoints], Plan[None]]) -> AsyncIterator[Any]:
+        """What the pager ``plan_of(endpoints)`` emits, on an event loop; credentials refused before
+        the first page read the connection again, and the pager starts once more if it changed."""
         endpoints, client = await self._async()
         given = False
         try:
             # Closed as soon as this iterator is (a caller that stops early), not when collected.
-            async with contextlib.aclosing(
-                client.pages(endpoints.positions_pages(page_size=page_size, **filters))
-            ) as pages:
+            async with contextlib.aclosing(client.pages(plan_of(endpoints))) as pages:
                 async for page in pages:
                     given = True
                     yield page
@@ -526,11 +529,26 @@ class JobMojitoHook(BaseHook):
             fresh = None if given else await self._arefreshed_after_refusal(endpoints)
             if fresh is None:
                 raise
-        async with contextlib.aclosing(
-            client.pages(fresh.positions_pages(page_size=page_size, **filters))
-        ) as pages:
+        async with contextlib.aclosing(client.pages(plan_of(fresh))) as pages:
             async for page in pages:
                 yield page
+
+    def iter_dated_interview_pages(self, *, page_size: int = 1000, **filters: str | int) -> Iterator[Dated]:
+        """:meth:`iter_interview_pages`, each page with the time the API answered it: a
+        :class:`~airflow_provider_jobmojito.plan.Dated` whose ``body`` is the page as the API gives
+        it and ``date`` its ``Date`` header in POSIX seconds (``None`` if the answer had none).
+
+        :param page_size: rows per page, 1 to 1,000.
+        :param filters: the endpoint's filters, e.g. ``status="active"``.
+        """
+        return self.client.pages(self.endpoints.dated_positions_pages(page_size=page_size, **filters))
+
+    def aiter_dated_interview_pages(
+        self, *, page_size: int = 1000, **filters: str | int
+    ) -> AsyncIterator[Dated]:
+        """:meth:`iter_dated_interview_pages`, on an event loop, reading the connection again on
+        refused credentials as :meth:`aiter_interview_pages` does."""
+        return self._apages(lambda endpoints: endpoints.dated_positions_pages(page_size=page_size, **filters))
 
     def embed_url(self, embed_id: str) -> str:
         """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""

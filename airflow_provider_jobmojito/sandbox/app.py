@@ -16,6 +16,7 @@ from . import api, control
 from .context import SandboxContext
 from .faults import fault_response_body
 from .messages import Response, json_response
+from .state import UnknownPositionError
 
 if TYPE_CHECKING:
     from .context import Route
@@ -44,11 +45,13 @@ class SandboxApp(SandboxContext):
             return self._dispatch(control.ROUTES, request)
         received = time.time()
         api_route = request.path.startswith((API_PREFIX + "/", AUTH_PREFIX + "/"))
-        fault = self.faults.take(request.path, api_route=api_route)
+        fault = self.faults.take(request.path, request.query, api_route=api_route)
         response: Response | None
-        if fault is None or fault.kind == "delay":
+        if fault is None or fault.kind in ("delay", "change"):
             if fault is not None and fault.seconds:
                 time.sleep(fault.seconds)
+            if fault is not None and fault.kind == "change":
+                self._change(fault)
             # Like Supabase's gateway, credentials are checked before the route is even looked up.
             response = api.check_credentials(self, request) or self._dispatch(api.ROUTES, request)
         elif fault.kind in ("status", "answer"):
@@ -57,6 +60,17 @@ class SandboxApp(SandboxContext):
             response = None
         self.log.record(request, received, response.status if response else None, fault)
         return response
+
+    def _change(self, fault: Fault) -> None:
+        """A ``change`` fault: the admin change it names, made before the request is answered."""
+        # parse_fault guarantees both for this kind.
+        assert fault.position_id is not None
+        assert fault.position_status is not None
+        try:
+            self.store.admin_set_status(fault.position_id, fault.position_status)
+        except UnknownPositionError:
+            # Gone since the fault was queued: the request is still answered, and the test sees why.
+            sys.stderr.write(f"JobMojito sandbox: change fault for unknown position {fault.position_id}\n")
 
     def _dispatch(self, routes: dict[str, dict[str, Route]], request: Request) -> Response:
         try:

@@ -7,6 +7,7 @@ them), so that the imports run one way: ``app`` -> ``api``/``control`` -> ``cont
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from .ratelimit import SignInLimiter
 
 if TYPE_CHECKING:
     from .faults import Fault
-    from .state import PositionStore
+    from .state import Clock, PositionStore
     from .tokens import TokenAuthority
 
 _REDACTED = "<redacted>"
@@ -97,6 +98,8 @@ class SandboxContext:
     :param anon_key: when set, ``/auth/v1`` requests need a matching ``apikey`` header.
     :param request_log_limit: entries the request log keeps (``None``: no limit).
     :param sign_ins: the sign-in rate limit and counts; a default (limit on) one when ``None``.
+    :param clock: seconds since the epoch: what the answers' ``Date`` header says (the store's
+        timestamps read the store's clock; :class:`SandboxServer` gives both the same one).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class SandboxContext:
         anon_key: str | None = None,
         request_log_limit: int | None = 100_000,
         sign_ins: SignInLimiter | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.tokens = tokens
         self.store = store
@@ -118,6 +122,7 @@ class SandboxContext:
         self.faults = FaultQueue()
         self.log = RequestLog(request_log_limit)
         self.sign_ins = sign_ins if sign_ins is not None else SignInLimiter()
+        self.clock: Clock = clock if clock is not None else time.time
 
     def reset(self) -> None:
         """Forget positions, logged requests, faults and sign-in counts, and refill the sign-in

@@ -1,5 +1,5 @@
-"""Injected faults: error answers, canned answers, slow answers and dropped connections, consumed
-in order."""
+"""Injected faults: error answers, canned answers, slow answers, dropped connections and changes
+made just before an answer, consumed in order."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from dataclasses import asdict, dataclass, replace
 from http import HTTPStatus
 from typing import Any, Literal
 
-from .state import ValidationError
+from .state import ValidationError, canonical_uuid, check_status
 
-FaultKind = Literal["status", "answer", "delay", "drop"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("status", "answer", "delay", "drop")
+FaultKind = Literal["status", "answer", "delay", "drop", "change"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("status", "answer", "delay", "drop", "change")
+_MATCH = frozenset({"kind", "count", "path", "query"})
 _KEYS: dict[str, frozenset[str]] = {
-    "status": frozenset({"kind", "count", "path", "status", "retry_after", "body"}),
-    "answer": frozenset({"kind", "count", "path", "body"}),
-    "delay": frozenset({"kind", "count", "path", "seconds"}),
-    "drop": frozenset({"kind", "count", "path"}),
+    "status": _MATCH | {"status", "retry_after", "body"},
+    "answer": _MATCH | {"body"},
+    "delay": _MATCH | {"seconds"},
+    "drop": _MATCH,
+    "change": _MATCH | {"position_id", "position_status"},
 }
 #: Longest delay accepted, so a typo cannot hang a test run for hours.
 MAX_DELAY_SECONDS = 300.0
@@ -29,15 +31,21 @@ class Fault:
 
     :param kind: ``status`` (answer ``status`` instead of processing), ``answer`` (answer ``200``
         with ``body`` instead of processing: an API that misbehaves without erring, such as one
-        ignoring a filter), ``delay`` (sleep ``seconds``, then process normally) or ``drop`` (read
-        the request, close the socket without answering).
+        ignoring a filter), ``delay`` (sleep ``seconds``, then process normally), ``drop`` (read
+        the request, close the socket without answering) or ``change`` (set ``position_id``'s
+        status to ``position_status`` as an admin change does, then process normally: a change
+        that lands between two requests, such as between two pages of a listing).
     :param count: requests it still applies to.
     :param path: the exact request path it applies to, or ``None`` for every API and auth route.
+    :param query: query parameters the request must carry with these values (others may come
+        too), e.g. ``{"offset": "1000"}`` for a listing's second page of 1,000; ``None``: any.
     :param status: the answered status code (``status`` kind).
     :param retry_after: the ``Retry-After`` header value, seconds or an HTTP date (``status`` kind).
     :param body: the answered body: a JSON object/array, or a string sent as ``text/plain``;
         ``None`` answers ``{"error": <reason phrase>}`` (``status`` kind); ``answer`` needs one.
     :param seconds: how long to sleep (``delay`` kind).
+    :param position_id: the position to change (``change`` kind).
+    :param position_status: its new status (``change`` kind).
     """
 
     kind: FaultKind
@@ -47,6 +55,19 @@ class Fault:
     retry_after: str | None = None
     body: Any = None
     seconds: float | None = None
+    query: dict[str, str] | None = None
+    position_id: str | None = None
+    position_status: str | None = None
+
+    def matches(self, path: str, query: Mapping[str, str], *, api_route: bool) -> bool:
+        """Whether a request to ``path`` with ``query`` meets this fault.
+
+        :param api_route: whether ``path`` is an API or auth route; faults without a path filter
+            apply only to those.
+        """
+        if not (self.path == path or (self.path is None and api_route)):
+            return False
+        return all(query.get(name) == value for name, value in (self.query or {}).items())
 
     def to_dict(self) -> dict[str, Any]:
         """The fault as the control API shows it."""
@@ -63,6 +84,17 @@ def _path(value: object) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.startswith("/")):
         raise ValidationError("path", "Must be a path starting with '/'.")
     return value
+
+
+def _query(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(name, str) and isinstance(item, str | int) and not isinstance(item, bool)
+        for name, item in value.items()
+    ):
+        raise ValidationError("query", "Must be an object of parameter names to strings.")
+    return {name: str(item) for name, item in value.items()}
 
 
 def _status_options(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +141,18 @@ def parse_fault(spec: object) -> Fault:
         if not 0 <= seconds <= MAX_DELAY_SECONDS:
             raise ValidationError("seconds", f"Must be between 0 and {MAX_DELAY_SECONDS:g}.")
         options = {"seconds": float(seconds)}
-    return Fault(kind=kind, count=_count(spec.get("count", 1)), path=_path(spec.get("path")), **options)
+    elif kind == "change":
+        options = {
+            "position_id": canonical_uuid(spec.get("position_id"), "position_id"),
+            "position_status": check_status(spec.get("position_status"), "position_status"),
+        }
+    return Fault(
+        kind=kind,
+        count=_count(spec.get("count", 1)),
+        path=_path(spec.get("path")),
+        query=_query(spec.get("query")),
+        **options,
+    )
 
 
 def fault_response_body(fault: Fault) -> Any:
@@ -137,17 +180,18 @@ class FaultQueue:
         with self._lock:
             self._faults.append(fault)
 
-    def take(self, path: str, *, api_route: bool) -> Fault | None:
+    def take(self, path: str, query: Mapping[str, str], *, api_route: bool) -> Fault | None:
         """Consume one unit of the first fault matching a request, if any.
 
         :param path: the request path (no query string).
+        :param query: the request's query parameters.
         :param api_route: whether ``path`` is an API or auth route; faults without a path filter
             apply only to those.
         :return: the consumed fault (with the count it had), or ``None``.
         """
         with self._lock:
             for index, fault in enumerate(self._faults):
-                if fault.path == path or (fault.path is None and api_route):
+                if fault.matches(path, query, api_route=api_route):
                     if fault.count <= 1:
                         del self._faults[index]
                     else:

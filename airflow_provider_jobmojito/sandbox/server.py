@@ -125,6 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.log_request(response.status)
         self.wfile.write(payload)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # Every answer's Date (error answers of the base class too) reads the sandbox's clock, as
+        # the timestamps do: a test that moves the clock moves the API's time.
+        return super().date_time_string(self.server.app.clock() if timestamp is None else timestamp)
+
     def address_string(self) -> str:
         # Never a reverse DNS lookup per request.
         return str(self.client_address[0])
@@ -195,8 +200,9 @@ class SandboxServer:
     :param sign_in_capacity: requests a client's bucket holds (Supabase: 30).
     :param sign_in_refill_per_second: requests a bucket gets back per second (GoTrue's default:
         150 per 5 minutes, 0.5).
-    :param clock: seconds since the epoch, read for ``updated_at``/``created_at`` stamps and by
-        the sign-in buckets (e.g. a :class:`ManualClock`); the real clock when ``None``.
+    :param clock: seconds since the epoch, read for ``updated_at``/``created_at`` stamps, the
+        answers' ``Date`` header and by the sign-in buckets (e.g. a :class:`ManualClock`); the real
+        clock when ``None``.
     """
 
     def __init__(
@@ -234,6 +240,7 @@ class SandboxServer:
                 refill_per_second=sign_in_refill_per_second,
                 clock=clock,
             ),
+            clock=clock,
         )
         if positions is not None:
             self.seed(positions)
@@ -412,28 +419,45 @@ class SandboxServer:
 
     def add_fault(
         self,
-        kind: Literal["status", "answer", "delay", "drop"],
+        kind: Literal["status", "answer", "delay", "drop", "change"],
         *,
         count: int = 1,
         path: str | None = None,
+        query: Mapping[str, str | int] | None = None,
         status: int | None = None,
         retry_after: str | int | None = None,
         body: Any = None,
         seconds: float | None = None,
+        position_id: str | None = None,
+        position_status: str | None = None,
     ) -> dict[str, Any]:
         """Queue a fault, as ``POST /_sandbox/faults``.
 
-        :param kind: ``"status"``, ``"answer"`` (``200`` with ``body``), ``"delay"`` or ``"drop"``.
+        :param kind: ``"status"``, ``"answer"`` (``200`` with ``body``), ``"delay"``, ``"drop"`` or
+            ``"change"`` (an admin change of ``position_id`` to ``position_status`` just before the
+            request is answered normally: e.g. a position that leaves a status between two pages).
         :param count: how many matching requests it applies to.
         :param path: exact request path it applies to; ``None`` means every API and auth route.
+        :param query: query parameters a matching request carries with these values, e.g.
+            ``{"offset": 1000}``; ``None`` means any query.
         :param status: the status code to answer (``status`` kind).
         :param retry_after: ``Retry-After`` header value (``status`` kind).
         :param body: body to answer (``status`` and ``answer`` kinds): JSON object/array, or text.
         :param seconds: how long to wait before answering normally (``delay`` kind).
+        :param position_id: the position to change (``change`` kind).
+        :param position_status: its new status (``change`` kind).
         :return: the queued fault.
         :raises ValidationError: for an invalid combination.
         """
-        options = {"status": status, "retry_after": retry_after, "body": body, "seconds": seconds}
+        options = {
+            "query": query,
+            "status": status,
+            "retry_after": retry_after,
+            "body": body,
+            "seconds": seconds,
+            "position_id": position_id,
+            "position_status": position_status,
+        }
         spec = {"kind": kind, "count": count, "path": path}
         spec.update((key, value) for key, value in options.items() if value is not None)
         fault = parse_fault(spec)

@@ -190,6 +190,8 @@ class Deployment:
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: Components killed on purpose (:meth:`kill`): no longer checked by :meth:`check_alive`.
     killed: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: What each Airflow process runs, by name: for :meth:`start` after :meth:`kill`.
+    components: dict[str, Component] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     #: Values that must appear in no log file: passwords, tokens, signing keys. Tests add to it.
     secrets: set[str] = field(default_factory=set)
@@ -342,6 +344,20 @@ class Deployment:
         process.wait(timeout=30)
         return victims
 
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a component :meth:`kill` killed, as an operator restarts a dead machine's service;
+        its output goes to ``<name>.<n>.log``, and :meth:`check_alive` checks it again."""
+        component = self.components[name]
+        restarts = len(list(self.component_logs.glob(f"{name}.*.log"))) + 1
+        self.processes[name] = start_process(
+            f"{name}.{restarts}",
+            [str(AIRFLOW), *component.argv],
+            {**self.env, **component.env},
+            self.component_logs,
+            self.home,
+        )
+        return self.processes[name]
+
     def stop(self) -> None:
         """Stop every process this deployment started (process groups), and any task left over;
         then the services."""
@@ -480,6 +496,7 @@ def start_deployment(timings: dict[str, float] | None = None, profile: Profile =
         component_logs=component_logs,
         output=profile.output,
         processes=processes,
+        components=dict(profile.components),
         secrets={SANDBOX_PASSWORD},
     )
     if timings is not None:

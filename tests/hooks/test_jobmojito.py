@@ -131,6 +131,30 @@ class TestReads:
         assert len(asyncio.run(first_page())["data"]) == 2
         assert sum(r["path"].endswith("-list") for r in sandbox.requests_log()) == 1
 
+    def test_the_dated_pagers_give_each_page_as_the_api_sent_it_with_the_apis_time(
+        self, jobmojito_sandbox_factory: Any, jobmojito_conn: Any
+    ) -> None:
+        from airflow_provider_jobmojito.sandbox import ManualClock
+
+        clock = ManualClock(1_600_000_000.0)  # not this machine's time: the API's
+        server = jobmojito_sandbox_factory(clock=clock)
+        server.seed([{"id": str(uuid.uuid4()), "status": "active"} for _ in range(3)])
+        hook = JobMojitoHook(jobmojito_conn(host=server.api_url, password=server.issue_token()))
+        plain = list(hook.iter_interview_pages(page_size=2))
+        dated = list(hook.iter_dated_interview_pages(page_size=2))
+
+        async def read() -> list[Any]:
+            try:
+                clock.advance(61)
+                return [page async for page in hook.aiter_dated_interview_pages(page_size=2)]
+            finally:
+                await hook.aclose()
+
+        later = asyncio.run(read())
+        assert [page.body for page in dated] == [page.body for page in later] == plain
+        assert [page.date for page in dated] == [1_600_000_000.0] * 2
+        assert [page.date for page in later] == [1_600_000_061.0] * 2
+
 
 class TestArguments:
     def test_an_unknown_keyword_argument_is_a_type_error_naming_it_and_the_known_ones(self) -> None:

@@ -21,6 +21,7 @@ UNKNOWN_PID = "99999999-9999-4999-8999-999999999999"
 #: The contract's example form: "2026-01-20T14:05:00.000Z".
 ISO_UTC_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+LIST = "/functions/v1/merchant-interview-list"
 
 
 class Client:
@@ -239,3 +240,32 @@ def test_list_limit_is_1_to_1000(client: Client, limit: str, status: int) -> Non
 
 def test_list_offset_below_zero_is_422(client: Client) -> None:
     assert client.list(offset=-1).json() == {"error": "Must be an integer of at least 0.", "name": "offset"}
+
+
+def test_every_answer_is_dated_by_the_sandbox_clock(client: Client, clock: ManualClock) -> None:
+    # The API's time, as a client judging changes reads it: the clock the timestamps follow.
+    assert client.list().headers["Date"] == "Thu, 01 Jan 2026 00:00:00 GMT"
+    clock.advance(90.7)  # HTTP dates are whole seconds
+    assert client.list().headers["Date"] == "Thu, 01 Jan 2026 00:01:30 GMT"
+    refused = requests.get(f"{client.server.api_url}/merchant-interview-list", timeout=10)
+    assert (refused.status_code, refused.headers["Date"]) == (401, "Thu, 01 Jan 2026 00:01:30 GMT")
+    client.server.add_fault("status", status=503)
+    assert client.get().headers["Date"] == "Thu, 01 Jan 2026 00:01:30 GMT"
+
+
+def test_a_change_between_two_pages_shifts_the_next_page_past_a_row(client: Client) -> None:
+    # What a listing by offsets meets: a row of page 1 leaves the status before page 2 is read,
+    # the rows after it move up one place, and page 2 starts one row too far.
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(5)]
+    client.server.seed(
+        [{"id": pid, "status": "completed", "updated_at": f"2025-01-0{n + 1}"} for n, pid in enumerate(ids)]
+    )
+    newest_first = ids[::-1]
+    client.server.add_fault(
+        "change", path=LIST, query={"offset": 2}, position_id=newest_first[0], position_status="archived"
+    )
+    first = [row["id"] for row in client.list(status="completed", limit=2).json()["data"]]
+    second = [row["id"] for row in client.list(status="completed", limit=2, offset=2).json()["data"]]
+    assert client.server.position(newest_first[0])["status"] == "archived"
+    assert first == newest_first[:2]
+    assert second == newest_first[3:]  # newest_first[2] moved up to page 1, already read: skipped

@@ -670,6 +670,35 @@ def test_fault_with_a_path_only_hits_that_path(api: Api) -> None:
     assert api.set_state({"position_id": PID, "status": "active"}).status_code == 200
 
 
+def test_fault_with_a_query_only_hits_requests_carrying_those_parameters(api: Api) -> None:
+    api.server.add_fault("status", status=503, path=LIST, query={"offset": 2})
+    assert api.list(limit=2).status_code == 200
+    assert api.list(limit=2, offset=1).status_code == 200
+    assert api.list(limit=2, offset=2, status="draft").status_code == 503  # other parameters may come
+    assert api.list(limit=2, offset=2).status_code == 200  # one unit
+    assert api.server.requests_log()[-2]["fault"] == "status"
+
+
+def test_change_fault_changes_a_position_then_answers_normally(api: Api) -> None:
+    api.server.add_fault("change", path=GET, position_id=PID, position_status="completed")
+    assert api.server.faults() == [
+        {"kind": "change", "count": 1, "path": GET, "position_id": PID, "position_status": "completed"}
+    ]
+    before = api.server.position(PID)["updated_at"]
+    answered = api.get()
+    # The change was made before the request was answered: the answer shows it.
+    assert (answered.status_code, answered.json()["status"]) == (200, "completed")
+    assert answered.json()["updated_at"] > before
+    assert api.server.requests_log()[-1]["fault"] == "change"
+    assert api.server.faults() == []
+
+
+def test_change_fault_for_a_position_gone_since_still_answers(api: Api, sandbox: SandboxServer) -> None:
+    api.server.add_fault("change", path=GET, position_id=OTHER_PID, position_status="completed")
+    assert api.get().status_code == 200
+    assert api.server.position(PID)["status"] == "draft"
+
+
 def test_faults_apply_to_the_auth_route_but_never_to_control_routes(jobmojito_sandbox: SandboxServer) -> None:
     jobmojito_sandbox.add_fault("status", status=503, count=2)
     assert requests.get(jobmojito_sandbox.url + "/_sandbox/health", timeout=10).status_code == 200
@@ -714,6 +743,12 @@ def test_drop_fault_closes_the_connection_without_answering(api: Api) -> None:
         ({"kind": "delay", "seconds": -1}, "seconds"),
         ({"kind": "drop", "path": "functions/v1"}, "path"),
         ({"kind": "drop", "status": 503}, "status"),
+        ({"kind": "drop", "query": {"offset": True}}, "query"),
+        ({"kind": "drop", "query": ["offset"]}, "query"),
+        ({"kind": "change", "position_status": "archived"}, "position_id"),
+        ({"kind": "change", "position_id": PID, "position_status": "closed"}, "position_status"),
+        ({"kind": "change", "position_id": PID, "position_status": "archived", "body": {}}, "body"),
+        ({"kind": "status", "status": 503, "position_id": PID}, "position_id"),
     ],
 )
 def test_invalid_fault_is_422_and_not_queued(jobmojito_sandbox: SandboxServer, spec: Any, name: str) -> None:

@@ -7,7 +7,10 @@ never on sleeps; deadlines are driven by a replaced clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import importlib
+import json
 import logging
 import threading
 import uuid
@@ -16,11 +19,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_jobmojito.exceptions import JobMojitoError, JobMojitoNotFoundError
+from airflow_provider_jobmojito.sandbox import ManualClock
 from airflow_provider_jobmojito.triggers.jobmojito import (
     SHARED_POLLS,
     InterviewStateTrigger,
     SharedPolls,
     WaitOutcome,
+    _Horizon,
+    _Memory,
     _StatusBoard,
 )
 from tests.conftest import AIRFLOW_V3
@@ -471,6 +477,198 @@ class TestInterviewStateTrigger:
         assert isinstance(statuses[missing], JobMojitoNotFoundError)
 
 
+#: The API's clock in the change trigger's tests: years away from this machine's, so that a watch
+#: reading its own clock would judge every change wrongly (2020-09-13 and 2036-07-18).
+API_PAST, API_FUTURE = 1_600_000_000.0, 2_100_000_000.0
+
+
+@dataclasses.dataclass
+class ApiTime:
+    """A sandbox whose time (its ``updated_at`` stamps and every answer's ``Date``) the test moves,
+    and the connection ``jobmojito_default`` aimed at it."""
+
+    clock: ManualClock
+    sandbox: Any
+
+    def seed(self, count: int, status: str = "active") -> list[str]:
+        ids = [str(uuid.uuid4()) for _ in range(count)]
+        self.sandbox.seed([{"id": pid, "status": status} for pid in ids])
+        return ids
+
+    def newest_first(self, status: str) -> list[str]:
+        return [
+            p["id"]
+            for p in sorted(self.sandbox.positions().values(), key=lambda p: p["updated_at"])
+            if p["status"] == status
+        ][::-1]
+
+
+@pytest.fixture
+def api_time(
+    request: pytest.FixtureRequest,
+    jobmojito_sandbox_factory: Any,
+    jobmojito_conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> ApiTime:
+    """The API's clock starts at :data:`API_PAST` (or the test's parameter). The watch's monotonic
+    clock moves with it, as a real one moves with the API's: the time a watch measures between its
+    start and an answer is the time that passed at the API."""
+    from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
+
+    clock = ManualClock(getattr(request, "param", API_PAST))
+    sandbox = jobmojito_sandbox_factory(clock=clock)
+    jobmojito_conn(host=sandbox.api_url, password=sandbox.issue_token())
+    monkeypatch.setattr(InterviewStateChangeTrigger, "monotonic", staticmethod(clock), raising=False)
+    return ApiTime(clock, sandbox)
+
+
+class Watch:
+    """A change trigger running in the test's event loop: the events it fired, and the polls it
+    finished (it sleeps after each: the sleep is counted here, then lasts 10 ms, or until
+    :meth:`resume` after :meth:`pause`).
+
+    :param trigger: the trigger (its ``sleep`` is replaced on this instance).
+    """
+
+    def __init__(self, trigger: Any) -> None:
+        self.trigger = trigger
+        self.events: list[dict[str, Any]] = []
+        self.polls = 0
+        self.waits: list[float] = []
+        trigger.sleep = self._sleep
+        self._task: asyncio.Future[None] | None = None
+        self._going = asyncio.Event()
+        self._going.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        self.polls += 1
+        self.waits.append(seconds)
+        await self._going.wait()
+        await asyncio.sleep(0.01)
+
+    def pause(self) -> None:
+        """Hold the watch in its next sleep (between two polls) until :meth:`resume`."""
+        self._going.clear()
+
+    def resume(self) -> None:
+        self._going.set()
+
+    async def _collect(self) -> None:
+        async for event in self.trigger.run():
+            self.events.append(dict(event.payload))
+
+    def start(self) -> Watch:
+        self._task = asyncio.ensure_future(self._collect())
+        return self
+
+    async def until(self, condition: Any, seconds: float = 60) -> None:
+        """Wait until ``condition()``; the trigger's own error, if it ended with one."""
+        assert self._task is not None
+
+        async def poll() -> None:
+            while not condition():
+                if self._task is not None and self._task.done():
+                    self._task.result()  # raises what ended it
+                    raise AssertionError("the watch ended")
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(poll(), seconds)
+
+    async def polled(self, more: int = 1) -> None:
+        """Wait until ``more`` polls have finished from now."""
+        target = self.polls + more
+        await self.until(lambda: self.polls >= target)
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def entered(self) -> list[str]:
+        return [event["position_id"] for event in self.events]
+
+
+class MemoryStore:
+    """An asset's state store as a watcher trigger sees it on Airflow 3.3 (``aget``/``aset``),
+    in memory; ``failing`` makes every call raise, as a store that is down."""
+
+    def __init__(self, *, failing: bool = False) -> None:
+        self.values: dict[str, Any] = {}
+        self.failing = failing
+        self.calls: list[str] = []
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        self.calls.append("aget")
+        if self.failing:
+            raise RuntimeError("the state store is down")
+        return json.loads(json.dumps(self.values.get(key, default)))  # stored as JSON
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.calls.append("aset")
+        if self.failing:
+            raise RuntimeError("the state store is down")
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def change_trigger(**kwargs: Any) -> Any:
+    from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
+
+    return rebuilt(InterviewStateChangeTrigger(**{"status": "completed", "poll_interval": 1, **kwargs}))
+
+
+def stamp(second: int) -> str:
+    """An ``updated_at`` ``second`` seconds after 2026-01-01T00:00:00Z, as the API writes it."""
+    return f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}.000Z"
+
+
+START_2026 = 1_767_225_600.0
+
+
+class TestChangeWatchMemory:
+    """The change watch's memory and watermark: bounded, whatever the account's size."""
+
+    def test_forgets_the_longest_absent_beyond_its_cap_and_judges_a_forgotten_one_by_its_start(
+        self,
+    ) -> None:
+        memory = _Memory(_Horizon(START_2026 + 10, {}), cap=2)
+        rows = {pid: {"id": pid, "status": "completed", "updated_at": stamp(1)} for pid in "abcd"}
+        assert memory.entries(rows) == []  # before the start: the baseline
+        memory.entries({})  # all four leave...
+        memory.entries({"e": {"id": "e", "status": "completed", "updated_at": stamp(20)}})
+        # ...two of them are forgotten; the positions remembered are those listed, and two others.
+        assert len(memory._seen) == 3
+        # Back unchanged, a forgotten one from before the start stays the baseline; a remembered
+        # one too; a forgotten one that changed after the start fires.
+        back = {
+            "a": {"id": "a", "status": "completed", "updated_at": stamp(1)},
+            "c": {"id": "c", "status": "completed", "updated_at": stamp(1)},
+            "b": {"id": "b", "status": "completed", "updated_at": stamp(30)},
+        }
+        assert [row["id"] for row in memory.entries(back)] == ["b"]
+
+    def test_the_watermark_holds_at_most_its_cap_and_moves_past_what_it_drops(self) -> None:
+        memory = _Memory(_Horizon(START_2026, {}), cap=100)
+        memory.entries(
+            {f"p{n}": {"id": f"p{n}", "status": "completed", "updated_at": stamp(n)} for n in range(10)}
+        )
+        watermark = memory.watermark(START_2026 + 8, margin=5, cap=3)
+        # Listed since 3 s (the margin before the poll): seven; the newest three kept.
+        assert watermark.seen == {"p9": stamp(9), "p8": stamp(8), "p7": stamp(7)}
+        assert START_2026 + 6 < watermark.after <= START_2026 + 7
+        assert memory.accounted_by(watermark)
+        stored = _Horizon.from_json(json.loads(json.dumps(watermark.to_json())))  # as the store keeps it
+        assert stored is not None
+        assert (stored.seen, stored.after) == (watermark.seen, pytest.approx(watermark.after, abs=1e-6))
+        # A watch restarted from it: what it kept, or dropped, does not fire; a later change does.
+        listed = {
+            pid: {"id": pid, "status": "completed", "updated_at": stamp(n)}
+            for pid, n in (("p9", 9), ("p6", 6))
+        }
+        listed["p10"] = {"id": "p10", "status": "completed", "updated_at": stamp(10)}
+        assert [row["id"] for row in _Memory(stored, cap=100).entries(listed)] == ["p10"]
+
+
 @pytest.mark.skipif(not AIRFLOW_V3, reason="BaseEventTrigger and AssetWatcher need Airflow 3")
 class TestInterviewStateChangeTrigger:
     def test_serializes_to_what_rebuilds_it(self) -> None:
@@ -485,42 +683,31 @@ class TestInterviewStateChangeTrigger:
         }
         assert InterviewStateChangeTrigger.shared is SHARED_POLLS
 
-    def test_fires_once_per_entry_never_for_positions_already_there(
-        self, positions: list[str], jobmojito_sandbox: Any
-    ) -> None:
-        from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
-
-        already, enters, edited = positions
-        jobmojito_sandbox.admin_set_status(already, "completed")
-        trigger = rebuilt(InterviewStateChangeTrigger(status=["completed"], poll_interval=0.05))
-        events: list[dict[str, Any]] = []
+    def test_fires_once_per_entry_never_for_positions_already_there(self, api_time: ApiTime) -> None:
+        already, enters, edited = api_time.seed(3)
+        api_time.sandbox.admin_set_status(already, "completed")
+        api_time.clock.advance(60)
+        watch = Watch(change_trigger())
 
         async def scenario() -> None:
-            async def collect() -> None:
-                async for event in trigger.run():
-                    events.append(dict(event.payload))
-
-            task = asyncio.ensure_future(collect())
-            polls = lambda: calls(jobmojito_sandbox, LIST)  # noqa: E731
-            await until(lambda: polls() >= 2)  # the baseline is taken
-            jobmojito_sandbox.admin_set_status(enters, "completed")
-            jobmojito_sandbox.admin_set_status(already, "completed")  # an edit: still completed
-            await until(lambda: len(events) >= 1)
-            seen = polls()
-            await until(lambda: polls() >= seen + 2)
-            jobmojito_sandbox.admin_set_status(enters, "archived")  # leaves...
-            seen = polls()
-            await until(lambda: polls() >= seen + 2)
-            jobmojito_sandbox.admin_set_status(enters, "completed")  # ...and comes back
-            jobmojito_sandbox.admin_set_status(edited, "completed")
-            await until(lambda: len(events) >= 3)
-            seen = polls()
-            await until(lambda: polls() >= seen + 3)
-            task.cancel()
+            watch.start()
+            await watch.polled()  # the baseline is taken
+            api_time.sandbox.admin_set_status(enters, "completed")
+            api_time.sandbox.admin_set_status(already, "completed")  # an edit: still completed
+            await watch.until(lambda: len(watch.events) >= 1)
+            await watch.polled(2)
+            api_time.sandbox.admin_set_status(enters, "archived")  # leaves...
+            await watch.polled(2)
+            api_time.sandbox.admin_set_status(enters, "completed")  # ...and comes back
+            api_time.sandbox.admin_set_status(edited, "completed")
+            await watch.until(lambda: len(watch.events) >= 3)
+            await watch.polled(3)
+            await watch.stop()
 
         asyncio.run(scenario())
-        assert [event["position_id"] for event in events[:1]] == [enters]
-        assert sorted(event["position_id"] for event in events[1:]) == sorted([enters, edited])
+        events = watch.events
+        assert watch.entered()[:1] == [enters]
+        assert sorted(watch.entered()[1:]) == sorted([enters, edited])
         assert len(events) == 3
         for event in events:
             # "status" is the position's status: this payload has no outcome.
@@ -530,7 +717,7 @@ class TestInterviewStateChangeTrigger:
             assert event["updated_at"].endswith("Z")
         # The last entry carries the time of the change that made it.
         last = events[-1]
-        assert last["updated_at"] == jobmojito_sandbox.position(last["position_id"])["updated_at"]
+        assert last["updated_at"] == api_time.sandbox.position(last["position_id"])["updated_at"]
 
     def test_pages_through_every_position_in_a_watched_status(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any
@@ -560,6 +747,117 @@ class TestInterviewStateChangeTrigger:
         pages = [r["query"] for r in jobmojito_sandbox.requests_log() if r["path"] == LIST]
         assert {"status": "completed", "limit": "1000", "offset": "1000"} in pages
 
+    def test_a_position_leaving_between_two_page_reads_makes_no_false_entry(self, api_time: ApiTime) -> None:
+        # 2,002 completed positions: three pages. A position of page 1 leaves the status before
+        # page 3 is read; the rows move up one place and page 3 starts one row too far: the
+        # 2,001st newest is read by no page of that poll. It is still completed, unchanged.
+        api_time.seed(2002, "completed")
+        api_time.clock.advance(60)
+        newest_first = api_time.newest_first("completed")
+        leaves, skipped = newest_first[0], newest_first[2000]
+        enters = api_time.seed(1)[0]
+        watch = Watch(change_trigger())
+
+        async def scenario() -> None:
+            watch.start()
+            await watch.polled()  # the baseline
+            api_time.sandbox.add_fault(
+                "change", path=LIST, query={"offset": 2000}, position_id=leaves, position_status="archived"
+            )
+            await watch.until(lambda: api_time.sandbox.faults() == [])
+            await watch.polled(3)  # the poll that met the shift, and two after it
+            api_time.sandbox.admin_set_status(enters, "completed")
+            await watch.until(lambda: len(watch.events) >= 1)
+            await watch.polled(2)
+            await watch.stop()
+
+        asyncio.run(scenario())
+        assert api_time.sandbox.position(leaves)["status"] == "archived"
+        assert api_time.sandbox.position(skipped)["status"] == "completed"
+        assert watch.entered() == [enters]
+
+    @pytest.mark.parametrize("entry", ["first", "again"])
+    def test_an_entry_a_shift_hid_from_the_pages_still_fires_once(
+        self, api_time: ApiTime, entry: str
+    ) -> None:
+        # It enters between two page reads: it goes to the top of the list (newest first), which
+        # was read already, and every row after it moves down one place.
+        api_time.seed(1500, "completed")
+        enters = api_time.seed(1)[0]
+        if entry == "again":  # it was completed, left, and comes back
+            api_time.sandbox.admin_set_status(enters, "completed")
+        api_time.clock.advance(60)
+        watch = Watch(change_trigger())
+
+        async def scenario() -> None:
+            watch.start()
+            await watch.polled()  # the baseline
+            if entry == "again":
+                api_time.sandbox.admin_set_status(enters, "archived")
+                await watch.polled(2)
+            api_time.sandbox.add_fault(
+                "change", path=LIST, query={"offset": 1000}, position_id=enters, position_status="completed"
+            )
+            await watch.until(lambda: api_time.sandbox.faults() == [])
+            await watch.until(lambda: len(watch.events) >= 1)
+            await watch.polled(3)
+            await watch.stop()
+
+        asyncio.run(scenario())
+        assert watch.entered() == [enters]
+
+    def test_a_position_edited_while_the_pages_are_read_is_no_entry(self, api_time: ApiTime) -> None:
+        # A completed position of page 2 is edited (it stays completed) before page 2 is read: it
+        # moves to the top of the list, already read, and no page of that poll shows it.
+        api_time.seed(1500, "completed")
+        api_time.clock.advance(60)
+        edited = api_time.newest_first("completed")[1200]
+        enters = api_time.seed(1)[0]
+        watch = Watch(change_trigger())
+
+        async def scenario() -> None:
+            watch.start()
+            await watch.polled()  # the baseline
+            api_time.sandbox.add_fault(
+                "change", path=LIST, query={"offset": 1000}, position_id=edited, position_status="completed"
+            )
+            await watch.until(lambda: api_time.sandbox.faults() == [])
+            await watch.polled(3)
+            api_time.sandbox.admin_set_status(enters, "completed")
+            await watch.until(lambda: len(watch.events) >= 1)
+            await watch.polled(2)
+            await watch.stop()
+
+        asyncio.run(scenario())
+        assert api_time.newest_first("completed")[1] == edited  # it was edited, and moved up
+        assert watch.entered() == [enters]
+
+    @pytest.mark.parametrize(
+        "api_time", [API_PAST, API_FUTURE], indirect=True, ids=["api-behind", "api-ahead"]
+    )
+    def test_an_entry_made_while_the_api_fails_at_start_fires_once_it_answers(
+        self, api_time: ApiTime
+    ) -> None:
+        already, enters = api_time.seed(2)
+        api_time.sandbox.admin_set_status(already, "completed")
+        api_time.clock.advance(60)
+        api_time.sandbox.add_fault("status", status=503, count=10_000, path=LIST)
+        watch = Watch(change_trigger(hook_params={"max_retries": 0}))
+
+        async def scenario() -> None:
+            watch.start()
+            await watch.polled(2)  # the watch has started, and the API fails
+            api_time.clock.advance(30)
+            api_time.sandbox.admin_set_status(enters, "completed")
+            api_time.clock.advance(30)
+            api_time.sandbox.clear_faults()
+            await watch.until(lambda: len(watch.events) >= 1)
+            await watch.polled(3)
+            await watch.stop()
+
+        asyncio.run(scenario())
+        assert watch.entered() == [enters]
+
     def test_transient_errors_do_not_end_the_watch(
         self, positions: list[str], jobmojito_sandbox: Any
     ) -> None:
@@ -580,46 +878,31 @@ class TestInterviewStateChangeTrigger:
         assert asyncio.run(scenario())["position_id"] == positions[1]
 
     def test_a_permanent_error_does_not_end_the_watch_and_backs_off(
-        self,
-        positions: list[str],
-        jobmojito_sandbox: Any,
-        monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture,
+        self, api_time: ApiTime, caplog: pytest.LogCaptureFixture
     ) -> None:
-        from airflow_provider_jobmojito.triggers.jobmojito import InterviewStateChangeTrigger
-
-        already, enters, _ = positions
-        jobmojito_sandbox.admin_set_status(already, "completed")
-        waits: list[float] = []
-
-        async def sleep(seconds: float) -> None:
-            if not waits:  # the baseline is taken: now the API refuses six polls, and one enters
-                jobmojito_sandbox.add_fault("status", status=404, count=6, path=LIST, body=GONE)
-                jobmojito_sandbox.admin_set_status(enters, "completed")
-            waits.append(seconds)
-            await asyncio.sleep(0)
-
-        monkeypatch.setattr(InterviewStateChangeTrigger, "sleep", staticmethod(sleep))
-        trigger = rebuilt(InterviewStateChangeTrigger(status="completed", poll_interval=1))
+        already, enters = api_time.seed(2)
+        api_time.sandbox.admin_set_status(already, "completed")
+        api_time.clock.advance(60)
+        trigger = change_trigger(poll_interval=1)
         logger = logged_here(trigger)
-        events: list[dict[str, Any]] = []
+        watch = Watch(trigger)
 
         async def scenario() -> None:
-            async def collect() -> None:
-                async for event in trigger.run():
-                    events.append(dict(event.payload))
-
-            task = asyncio.ensure_future(collect())
-            await until(lambda: len(waits) >= 8)
-            task.cancel()
+            watch.pause()
+            watch.start()
+            await watch.polled()  # the baseline is taken: now the API refuses six polls, and one enters
+            api_time.sandbox.add_fault("status", status=404, count=6, path=LIST, body=GONE)
+            api_time.sandbox.admin_set_status(enters, "completed")
+            watch.resume()
+            await watch.until(lambda: len(watch.waits) >= 8)
+            await watch.stop()
 
         with caplog.at_level(logging.DEBUG, logger=logger):
             asyncio.run(scenario())
         # Doubling up to 8 intervals while refused, back to one after the poll that succeeded.
-        assert waits[:8] == [1, 2, 4, 8, 8, 8, 8, 1]
-        assert calls(jobmojito_sandbox, LIST) >= 8
+        assert watch.waits[:8] == [1, 2, 4, 8, 8, 8, 8, 1]
         # The baseline was kept: the entry made while refused fires, the position already there not.
-        assert [event["position_id"] for event in events] == [enters]
+        assert watch.entered() == [enters]
         # One line for six refused polls, and none a traceback; one when it reads again.
         lines = [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records if r.name == logger]
         assert [(level, "404" in message, info) for level, message, info in lines] == [
@@ -657,6 +940,164 @@ class TestInterviewStateChangeTrigger:
         assert [event["position_id"] for event in events] == [positions[1]]
 
 
+@pytest.mark.skipif(not AIRFLOW_V3, reason="BaseEventTrigger and AssetWatcher need Airflow 3")
+class TestInterviewStateChangeTriggerRestarts:
+    """On Airflow 3.3 the triggerer gives a watcher trigger its asset's state store
+    (``asset_state_store``): the watch keeps its watermark there across restarts."""
+
+    def test_a_restarted_watch_fires_what_entered_while_it_was_down_once_and_nothing_older(
+        self, api_time: ApiTime
+    ) -> None:
+        already, before, while_down = api_time.seed(3)
+        api_time.sandbox.admin_set_status(already, "completed")
+        api_time.clock.advance(60)
+        store = MemoryStore()
+        first, second = change_trigger(), change_trigger()
+        first.asset_state_store = second.asset_state_store = store
+
+        async def scenario() -> tuple[Watch, Watch]:
+            up = Watch(first).start()
+            await up.polled()
+            api_time.sandbox.admin_set_status(before, "completed")
+            await up.until(lambda: len(up.events) >= 1)
+            await up.polled()
+            await up.stop()  # the triggerer goes down
+            api_time.clock.advance(60)
+            api_time.sandbox.admin_set_status(while_down, "completed")
+            api_time.clock.advance(60)
+            again = Watch(second).start()  # and comes back
+            await again.until(lambda: len(again.events) >= 1)
+            await again.polled(3)
+            await again.stop()
+            return up, again
+
+        up, again = asyncio.run(scenario())
+        assert up.entered() == [before]
+        # Still completed, "already" and "before" do not fire again.
+        assert {api_time.sandbox.position(pid)["status"] for pid in (already, before)} == {"completed"}
+        assert again.entered() == [while_down]
+
+    def test_without_a_store_a_restarted_watch_starts_anew(self, api_time: ApiTime) -> None:
+        while_down, enters = api_time.seed(2)
+        first, second = change_trigger(), change_trigger()
+        assert first.asset_state_store is None  # none injected: Airflow before 3.3, or no triggerer
+
+        async def scenario() -> Watch:
+            up = Watch(first).start()
+            await up.polled()
+            await up.stop()
+            api_time.clock.advance(60)
+            api_time.sandbox.admin_set_status(while_down, "completed")
+            api_time.clock.advance(60)
+            again = Watch(second).start()
+            await again.polled()
+            api_time.sandbox.admin_set_status(enters, "completed")
+            await again.until(lambda: len(again.events) >= 1)
+            await again.polled(2)
+            await again.stop()
+            return again
+
+        assert asyncio.run(scenario()).entered() == [enters]
+
+    @pytest.mark.parametrize(
+        "other",
+        [{"status": "archived"}, {"jobmojito_conn_id": "jobmojito_other"}],
+        ids=["another-status", "another-connection"],
+    )
+    def test_two_watches_on_one_asset_keep_apart_watermarks(
+        self, api_time: ApiTime, jobmojito_conn: Any, other: dict[str, Any]
+    ) -> None:
+        jobmojito_conn(
+            "jobmojito_other", host=api_time.sandbox.api_url, password=api_time.sandbox.issue_token()
+        )
+        [while_down] = api_time.seed(1)
+        store = MemoryStore()
+        first, neighbour, again = change_trigger(), change_trigger(**other), change_trigger()
+        first.asset_state_store = neighbour.asset_state_store = again.asset_state_store = store
+
+        async def scenario() -> Watch:
+            up = Watch(first).start()
+            await up.polled()
+            await up.stop()
+            api_time.clock.advance(60)
+            api_time.sandbox.admin_set_status(while_down, "completed")
+            api_time.clock.advance(60)
+            # Another watch of the same asset polls, later than the entry, and stops.
+            next_door = Watch(neighbour).start()
+            await next_door.polled()
+            await next_door.stop()
+            back = Watch(again).start()
+            await back.until(lambda: len(back.events) >= 1)
+            await back.polled(2)
+            await back.stop()
+            return back
+
+        assert asyncio.run(scenario()).entered() == [while_down]
+        assert len(store.values) == 2
+
+    def test_a_failing_store_does_not_end_the_watch_and_is_logged_once(
+        self, api_time: ApiTime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        enters, later = api_time.seed(2)
+        store = MemoryStore(failing=True)
+        trigger = change_trigger()
+        trigger.asset_state_store = store
+        logger = logged_here(trigger)
+        watch = Watch(trigger)
+
+        async def scenario() -> None:
+            watch.start()
+            await watch.polled()
+            api_time.sandbox.admin_set_status(enters, "completed")
+            await watch.until(lambda: len(watch.events) >= 1)
+            api_time.sandbox.admin_set_status(later, "completed")
+            await watch.until(lambda: len(watch.events) >= 2)
+            await watch.polled(2)
+            await watch.stop()
+
+        with caplog.at_level(logging.DEBUG, logger=logger):
+            asyncio.run(scenario())
+        assert watch.entered() == [enters, later]
+        assert {"aget", "aset"} <= set(store.calls)
+        assert store.calls.count("aset") >= 2  # tried again
+        warnings = [
+            r.getMessage() for r in caplog.records if r.name == logger and r.levelno >= logging.WARNING
+        ]
+        assert len(warnings) == 2  # one for reading, one for writing, however often they fail
+        assert all("state store" in line for line in warnings)
+        assert all(r.exc_info is None for r in caplog.records if r.name == logger)
+
+    def test_a_watch_of_several_assets_keeps_no_watermark_and_says_so_once(
+        self, api_time: ApiTime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from airflow.sdk import Asset
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessors
+
+        [enters] = api_time.seed(1)
+        trigger = change_trigger()
+        # What the triggerer injects when identical watches of two assets share one trigger.
+        trigger.asset_state_store = AssetStateStoreAccessors(inlets=[Asset("one"), Asset("two")])
+        logger = logged_here(trigger)
+        watch = Watch(trigger)
+
+        async def scenario() -> None:
+            watch.start()
+            await watch.polled()
+            api_time.sandbox.admin_set_status(enters, "completed")
+            await watch.until(lambda: len(watch.events) >= 1)
+            await watch.polled(2)
+            await watch.stop()
+
+        with caplog.at_level(logging.DEBUG, logger=logger):
+            asyncio.run(scenario())
+        assert watch.entered() == [enters]
+        lines = [
+            r.getMessage() for r in caplog.records if r.name == logger and "state store" in r.getMessage()
+        ]
+        assert len(lines) == 1
+        assert "several assets" in lines[0]
+
+
 @pytest.mark.skipif(AIRFLOW_V3, reason="on Airflow 3 the class exists")
 def test_on_airflow_2_the_event_trigger_import_says_why_it_is_missing() -> None:
     with pytest.raises(ImportError, match=r"needs Airflow 3\.0 or later"):
@@ -690,6 +1131,63 @@ def broken_list() -> Any:
     yield f"http://127.0.0.1:{server.server_port}/functions/v1", answered
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def dateless_list() -> Any:
+    """A JobMojito stand-in whose list answers carry no ``Date`` header (a proxy that drops it) and
+    whose rows carry no ``updated_at``; yields its URL and its rows, which the test changes."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    rows: list[dict[str, Any]] = []
+
+    class Dateless(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the name http.server dispatches to
+            status = parse_qs(urlsplit(self.path).query).get("status", [None])[0]
+            data = [row for row in list(rows) if row["status"] == status]
+            page = {"data": data, "pagination": {"total": len(data), "has_more": False}}
+            body = json.dumps(page).encode()
+            self.send_response_only(200)  # no Date, no Server
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dateless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/functions/v1", rows
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.skipif(not AIRFLOW_V3, reason="BaseEventTrigger and AssetWatcher need Airflow 3")
+def test_an_api_without_dates_makes_the_first_poll_the_baseline_and_keeps_no_watermark(
+    dateless_list: tuple[str, list[dict[str, Any]]], jobmojito_conn: Any
+) -> None:
+    url, rows = dateless_list
+    jobmojito_conn(host=url)
+    already, enters = str(uuid.uuid4()), str(uuid.uuid4())
+    rows.append({"id": already, "status": "completed"})
+    store = MemoryStore()
+    trigger = change_trigger()
+    trigger.asset_state_store = store
+    watch = Watch(trigger)
+
+    async def scenario() -> None:
+        watch.start()
+        await watch.polled()
+        rows.append({"id": enters, "status": "completed"})
+        await watch.until(lambda: len(watch.events) >= 1)
+        await watch.polled(2)
+        await watch.stop()
+
+    asyncio.run(scenario())
+    assert watch.entered() == [enters]
+    assert store.values == {}  # without the API's time, no watermark
 
 
 def test_triggers_sharing_a_board_reach_their_deadline_when_every_read_fails(
