@@ -230,10 +230,26 @@ class Deployment:
         return response.json() if response.content else None
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
-        """Trigger a manual run through the REST API; return its run id."""
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": dict(conf)})
-        run_id: str = run["dag_run_id"]
-        return run_id
+        """Trigger a manual run through the REST API; return its run id.
+
+        On a loaded machine SQLite can stay locked longer than the API server waits, which then
+        answers 500 ("Database error"): the same run id is asked for again, and a 409 says that
+        an earlier ask created it.
+        """
+        run_id = f"manual__e2e_{secrets.token_hex(8)}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf)}
+        for _ in range(5):
+            response = requests.post(
+                f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns",
+                headers={"Authorization": f"Bearer {self.token()}"},
+                json=body,
+                timeout=30,
+            )
+            if response.status_code in (200, 409):
+                return run_id
+            if response.status_code != 500 or "Database error" not in response.text:
+                break
+        raise AssertionError(f"POST /dags/{dag_id}/dagRuns answered {response.status_code}: {response.text}")
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         run: dict[str, Any] = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
