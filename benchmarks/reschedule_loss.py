@@ -26,8 +26,13 @@ worker slots. For each mode in turn it maps ``--count`` sensors over positions t
   waits cost the API); seconds from the flip to the end of the run.
 
 A benchmark, not a test: nothing here asserts. The figures are printed and saved, with the
-deployment's logs, in ``.test_output/reschedule-loss/``. It takes minutes (about 10 for 200
-sensors per mode on 2 CPUs); every process it starts is stopped at the end, or on Ctrl-C.
+deployment's logs, in ``.test_output/reschedule-loss/``. It takes long (31 minutes for 200
+sensors per mode on a 2-CPU machine that other jobs kept loaded); every process it starts is
+stopped at the end, or on Ctrl-C.
+
+Measured so (``--count 200``, the defaults): reschedule mode lost 66 of 200 sensors (66 state
+mismatch events, one per lost sensor; 65 were already lost when the positions were flipped, after
+the 900 s hold); deferrable mode lost 0 of 200, with 46 list calls for 200 deferred sensors.
 """
 
 from __future__ import annotations
