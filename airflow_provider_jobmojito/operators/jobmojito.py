@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_jobmojito.exceptions import JobMojitoArgumentError, JobMojitoBulkError
-from airflow_provider_jobmojito.links.jobmojito import EmbeddedInterviewLink
+from airflow_provider_jobmojito.links.jobmojito import EmbeddedInterviewLink, record_pushed_embed_url
 from airflow_provider_jobmojito.status import InterviewStatus
 from airflow_provider_jobmojito.validation import (
     StateChange,
@@ -196,6 +196,8 @@ class SetInterviewStateOperator(BaseOperator):
             raise _permanent(self.task_id, exc) from exc
 
     def execute(self, context: Context) -> Any:
+        # Nothing pushed yet: what the extra link reports if this try ends before a push.
+        record_pushed_embed_url(self, "")
         if self.position_ids is not None:
             return self._execute_bulk(context, self.hook)
         change = self._rendered_change()
@@ -242,6 +244,7 @@ class SetInterviewStateOperator(BaseOperator):
             if self.push_signing_key:
                 ti.xcom_push(key=XCOM_EMBED_SIGNING_KEY, value=answer["embed_signing_key"])
             ti.xcom_push(key=XCOM_EMBED_URL, value=embed_url)
+            record_pushed_embed_url(self, embed_url)
         return {"embed_id": embed_id, "embed_url": embed_url}
 
     def _execute_bulk(self, context: Context, hook: JobMojitoHook) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 from functools import cached_property
@@ -95,8 +96,10 @@ class InterviewStateSensor(BaseSensorOperator):
     it with ``soft_fail=True``, whether it is seen by the first read or later.
 
     ``mode="reschedule"`` with a ``poke_interval`` under :data:`SAFE_RESCHEDULE_INTERVAL` (60 s)
-    is refused when the DAG is parsed: Airflow loses such sensors (apache/airflow#71172). Prefer
-    ``deferrable=True``.
+    is refused when the DAG is parsed, whether given to the sensor, to ``partial()`` or in the
+    DAG's or a task group's ``default_args``: Airflow loses such sensors (apache/airflow#71172).
+    Values given to ``expand()`` are known only when each instance is built, which then fails
+    without retries. Prefer ``deferrable=True``.
 
     :param position_id: the interview or position id (a UUID). Templated.
     :param status: the status to wait for, or a list of them (default ``active``). Templated.
@@ -143,19 +146,40 @@ class InterviewStateSensor(BaseSensorOperator):
         """Start a mapped sensor, checking the literal arguments given here first.
 
         ``__init__`` runs only when the mapped instances do, so without this a DAG with
-        ``.partial(status="actve")`` would import, and each instance fail at run time.
+        ``.partial(status="actve")``, or ``mode="reschedule"`` and ``poke_interval=5`` in its
+        ``default_args``, would import, and each instance fail at run time.
         """
-        owner = f"{cls.__name__} {kwargs.get('task_id')!r}: "
-        check_literal_arguments(kwargs, _LITERAL_CHECKS, owner=owner)
-        _check_shared_statuses(owner, kwargs.get("status", "active"), kwargs.get("failure_status"))
-        _check_reschedule(
-            owner,
-            kwargs.get("mode"),
-            kwargs.get("poke_interval", SAFE_RESCHEDULE_INTERVAL),
-            kwargs.get("deferrable", conf.getboolean("operators", "default_deferrable", fallback=False)),
-            kwargs.get("allow_short_reschedule", False),
-        )
-        return super().partial(**kwargs)
+        partial = super().partial(**kwargs)
+        # Airflow found the DAG and task group (given, or the ones this is built in), and the
+        # task's full id in them.
+        dag, group = partial.kwargs.get("dag"), partial.kwargs.get("task_group")
+        owner = f"{cls.__name__} {partial.kwargs.get('task_id')!r}: "
+        # The mapped instances take the DAG's and task group's default_args; those given to
+        # partial() count too, as the user meant them (Airflow keeps only BaseOperator's of them).
+        arguments = {
+            **(getattr(dag, "default_args", None) or {}),
+            **(getattr(group, "default_args", None) or {}),
+            **(kwargs.get("default_args") or {}),
+            **kwargs,
+        }
+        try:
+            check_literal_arguments(kwargs, _LITERAL_CHECKS, owner=owner)
+            _check_shared_statuses(owner, kwargs.get("status", "active"), kwargs.get("failure_status"))
+            _check_reschedule(
+                owner,
+                arguments.get("mode"),
+                arguments.get("poke_interval", SAFE_RESCHEDULE_INTERVAL),
+                arguments.get(
+                    "deferrable", conf.getboolean("operators", "default_deferrable", fallback=False)
+                ),
+                arguments.get("allow_short_reschedule", False),
+            )
+        except JobMojitoArgumentError:
+            # Refused: it will never be expanded, so Airflow need not warn that it never was.
+            with contextlib.suppress(AttributeError):
+                partial._expand_called = True
+            raise
+        return partial
 
     def _check(self, *, literal_only: bool) -> tuple[str, list[str], list[str]]:
         """The arguments, checked: at construction the literal ones (a bad one fails the DAG's

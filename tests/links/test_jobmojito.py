@@ -9,6 +9,7 @@ A downstream task also calls ``get_link`` itself, inside a worker, on both lines
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pendulum
@@ -17,7 +18,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_jobmojito.links.jobmojito import EmbeddedInterviewLink
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
-from tests.conftest import AIRFLOW_V3, run_inline_dag
+from tests.conftest import AIRFLOW_V3, logged_lines, run_inline_dag
 
 LINK = "Embedded interview"
 #: Positions P[0] to P[8] are in the sandbox (P[2] embedded); P[9] is not.
@@ -150,3 +151,35 @@ def test_the_xcom_keys_are_still_the_operators_module_s() -> None:
     for name, value in keys.items():
         assert getattr(operators, name) == value
         assert name in operators.__all__
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_task_that_pushes_no_embed_url_logs_no_xcom_not_found_error(
+    jobmojito_sandbox: Any,
+    jobmojito_conn: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    jobmojito_sandbox.seed([{"id": p, "status": "draft", "embedded": p == P[3]} for p in P[:7]])
+    jobmojito_conn()
+    with DAG(
+        "link_of_tasks_that_push_no_url", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")
+    ) as dag:
+        SetInterviewStateOperator(task_id="status_only", position_id=P[0], status="active")
+        SetInterviewStateOperator.partial(task_id="mapped_status_only", status="active").expand(
+            position_id=[P[1], P[2]]
+        )
+        EmbedOperator(task_id="embedding_off", position_id=P[3], is_embedded=False)
+        SetInterviewStateOperator(task_id="bulk", position_ids=[P[4], P[5]], is_embedded=True)
+        EmbedOperator(task_id="no_xcom_push", position_id=P[6], do_xcom_push=False)
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        run = run_inline_dag(dag)
+    assert run.state == "success"
+    logged = logged_lines(capfd, caplog)
+    # The tasks' logs were captured: each task's line is there.
+    for position in P[:3]:
+        assert any(f"position {position} -> active (" in line for line in logged), position
+    assert any("Changed 2 position(s)" in line for line in logged)
+    assert [line for line in logged if "XCom not found" in line] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

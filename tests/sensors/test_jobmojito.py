@@ -3,6 +3,7 @@ reschedule and deferrable modes while the position's status changes as a recruit
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,13 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import DAG, AirflowFailException, AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    TaskGroup,
+)
 
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoArgumentError,
@@ -20,7 +27,7 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoWaitError,
 )
 from airflow_provider_jobmojito.sensors.jobmojito import SAFE_RESCHEDULE_INTERVAL, InterviewStateSensor
-from tests.conftest import AIRFLOW_VERSION, run_inline_dag
+from tests.conftest import AIRFLOW_VERSION, logged_lines, run_inline_dag
 
 AIRFLOW_3_0 = (AIRFLOW_VERSION.major, AIRFLOW_VERSION.minor) == (3, 0)
 
@@ -187,6 +194,109 @@ class TestRescheduleGuard:
                 InterviewStateSensor.partial(**arguments).expand(position_id=[str(uuid.uuid4())])
             else:
                 InterviewStateSensor(position_id=str(uuid.uuid4()), **arguments)
+
+    @pytest.mark.parametrize("where", ["dag", "task-group", "nested-task-group", "task-default-args"])
+    @pytest.mark.parametrize("how", ["constructor", "partial"])
+    def test_reschedule_mode_with_a_short_poke_interval_from_default_args_fails_the_dag_import(
+        self, where: str, how: str, recwarn: pytest.WarningsRecorder
+    ) -> None:
+        unsafe = {"mode": "reschedule", "poke_interval": 5, "deferrable": False}
+        arguments: dict[str, Any] = {"task_id": "wait"}
+        if where == "task-default-args":
+            arguments["default_args"] = unsafe
+        with (
+            DAG(
+                f"reschedule_defaults_{how}_{where}",
+                schedule=None,
+                start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+                default_args=unsafe if where == "dag" else {},
+            ),
+            TaskGroup("outer", default_args=unsafe if where == "nested-task-group" else {}),
+            TaskGroup("inner", default_args=unsafe if where == "task-group" else {}),
+            pytest.raises(JobMojitoArgumentError) as raised,
+        ):
+            build(how, **arguments)
+        assert_refused(str(raised.value), "outer.inner.wait", 5)
+        del raised
+        gc.collect()  # a refused partial is never expanded, and Airflow need not say so
+        assert [str(w.message) for w in recwarn if "never mapped" in str(w.message)] == []
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"deferrable": True},
+            {"allow_short_reschedule": True},
+            {"mode": "poke"},
+            {"poke_interval": timedelta(minutes=1)},
+        ],
+        ids=["deferrable", "allowed", "poke-mode", "safe-interval"],
+    )
+    @pytest.mark.parametrize("how", ["constructor", "partial"])
+    def test_a_task_s_own_safe_arguments_override_unsafe_default_args(
+        self, kwargs: dict[str, Any], how: str
+    ) -> None:
+        with DAG(
+            f"override_{how}_{next(iter(kwargs))}",
+            schedule=None,
+            start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+            default_args={"mode": "reschedule", "poke_interval": 5, "deferrable": False},
+        ) as dag:
+            if how == "partial":
+                InterviewStateSensor.partial(task_id="wait", **kwargs).expand(position_id=[str(uuid.uuid4())])
+            else:
+                InterviewStateSensor(task_id="wait", position_id=str(uuid.uuid4()), **kwargs)
+        assert dag.task_ids == ["wait"]
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"allow_short_reschedule": False}, {"allow_short_reschedule": None}, {"deferrable": None}],
+        ids=["not-allowed", "allowed-none", "deferrable-none"],
+    )
+    @pytest.mark.parametrize("how", ["constructor", "partial"])
+    def test_only_true_lets_a_short_reschedule_through(self, kwargs: dict[str, Any], how: str) -> None:
+        arguments = {
+            "task_id": "wait",
+            "mode": "reschedule",
+            "poke_interval": 0,
+            "deferrable": False,
+            **kwargs,
+        }
+        with dag_for(f"only_true_{how}"), pytest.raises(JobMojitoArgumentError) as raised:
+            build(how, **arguments)
+        assert_refused(str(raised.value), "wait", 0)
+
+    @pytest.mark.parametrize(
+        "poke_interval", [None, "{{ params.interval }}", -5], ids=["none", "template", "negative"]
+    )
+    def test_a_poke_interval_airflow_refuses_gets_airflow_s_own_error(self, poke_interval: Any) -> None:
+        # poke_interval is no template field: Airflow takes a number or a timedelta, nothing else
+        # (Airflow 3 raises a ValueError, 2.11 an AirflowException).
+        with pytest.raises((ValueError, AirflowException), match="poke_interval") as raised:
+            InterviewStateSensor(
+                task_id="wait",
+                position_id=str(uuid.uuid4()),
+                mode="reschedule",
+                deferrable=False,
+                poke_interval=poke_interval,
+            )
+        assert not isinstance(raised.value, JobMojitoArgumentError)
+
+
+def build(how: str, **arguments: Any) -> object:
+    """An InterviewStateSensor of ``arguments``: constructed, or started with ``partial()``."""
+    if how == "partial":
+        return InterviewStateSensor.partial(**arguments)
+    return InterviewStateSensor(position_id=str(uuid.uuid4()), **arguments)
+
+
+def assert_refused(message: str, task_id: str, seconds: float) -> None:
+    """The guard's refusal: the task, the interval, the floor and every way out."""
+    assert message.startswith(
+        f"InterviewStateSensor {task_id!r}: mode='reschedule' with poke_interval={seconds:g} s"
+    )
+    for part in ("apache/airflow#71172", "deferrable=True", "allow_short_reschedule=True"):
+        assert part in message
+    assert f"poke_interval >= {SAFE_RESCHEDULE_INTERVAL:g}" in message
 
 
 class TestPoke:
@@ -357,6 +467,35 @@ class TestInDagRuns:
         ti = run.get_task_instance("wait")
         assert ti.xcom_pull(task_ids="wait") == {"position_id": position, "status": "completed"}
         assert reads(jobmojito_sandbox) >= 3  # it waited: read before, and after, the change
+
+    @pytest.mark.parametrize(
+        "arguments",
+        [({"mode": "reschedule"}, {"poke_interval": [5]}), ({"poke_interval": 5}, {"mode": ["reschedule"]})],
+        ids=["poke-interval", "mode"],
+    )
+    def test_a_short_reschedule_given_to_expand_fails_each_instance_without_retries_or_reads(
+        self,
+        position: str,
+        jobmojito_sandbox: Any,
+        arguments: tuple[dict[str, Any], dict[str, Any]],
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        # expand()'s values are known only when an instance is built: refused then, by __init__.
+        partial, mapped = arguments
+        with dag_for(f"expand_{next(iter(mapped))}") as dag:
+            InterviewStateSensor.partial(
+                task_id="wait", status="completed", deferrable=False, retries=2, **partial
+            ).expand(position_id=[position], **mapped)
+        capfd.readouterr()
+        run = run_inline_dag(dag)
+        ti = run.get_task_instance("wait", map_index=0)
+        assert (run.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+        assert reads(jobmojito_sandbox) == 0
+        # Airflow 2 logs the error as the record's exception, Airflow 3 in the line.
+        errors = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+        logged = "\n".join(logged_lines(capfd, caplog) + errors)
+        assert "mode='reschedule' with poke_interval=5 s is below the safe floor" in logged
 
     @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
     def test_a_failure_status_fails_the_run_without_airflow_retries(
