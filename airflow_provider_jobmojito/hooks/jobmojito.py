@@ -433,8 +433,8 @@ def fernet_defect(airflow_version: str | None = None) -> str | None:
     except AttributeError:
         return (
             f"Airflow {airflow} cannot decrypt the passwords stored in its database with "
-            f"cryptography {metadata.version('cryptography')}, which came out after it: "
-            'pip install "cryptography<51", or install Airflow with its constraint file'
+            f'cryptography {metadata.version("cryptography")}: pip install "cryptography<51", or '
+            "install Airflow with its constraint file"
         )
     return None
 
