@@ -221,4 +221,28 @@ test-matrix: $(WHEEL)
 	printf "(Python, Airflow) matrix, from $(WHEEL):$$summary\n"; exit $$status
 
 clean-matrix:
-	rm -rf .venv-py3.* .venv-dist dist
+	rm -rf .venv-py3.* .venv-lowest .venv-dist dist
+
+# The lowest versions the requirements allow: the suite against the wheel, as for a pair of the
+# matrix, on the lowest Python (3.11), with every requirement of pyproject.toml (the test extra's
+# too) at its lower bound (uv's --resolution lowest-direct: Airflow 2.11.0, common-compat 1.22.0,
+# requests 2.31, ...), what those need at its newest, and the 2.11 line's pins as constraints.
+# JOBMOJITO_LOWEST=1 makes tests/test_dependencies.py check that each bound is what got installed.
+.PHONY: test-lowest
+
+.venv-lowest/.installed: pyproject.toml Makefile
+	rm -rf .venv-lowest
+	$(call find_python,3.11) -m venv .venv-lowest
+	.venv-lowest/bin/pip install --quiet uv
+	printf '%s\n' $(AIRFLOW_PINS_2.11) > .venv-lowest/constraints.txt
+	.venv-lowest/bin/uv pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct \
+		-r pyproject.toml --extra test --constraint .venv-lowest/constraints.txt
+	touch $@
+
+.venv-lowest/.wheel: .venv-lowest/.installed $(WHEEL)
+	.venv-lowest/bin/uv pip install --quiet --python .venv-lowest/bin/python --no-deps \
+		--reinstall-package airflow-provider-jobmojito "$(WHEEL)"
+	touch $@
+
+test-lowest: .venv-lowest/.wheel
+	JOBMOJITO_LOWEST=1 .venv-lowest/bin/python scripts/test_installed.py $(PYTEST_STRICT_2.11) $(PYTEST_ARGS)

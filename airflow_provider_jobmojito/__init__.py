@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from airflow_provider_jobmojito import connection
+from airflow_provider_jobmojito import connection, token_cache
 from airflow_provider_jobmojito.connection import DEFAULT_API_URL
 
 __version__ = "1.1.0"
@@ -77,4 +77,5 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": connection.conn_fields(),
             }
         ],
+        "config": {"jobmojito": copy.deepcopy(token_cache.CONFIG_SECTION)},
     }

@@ -32,6 +32,7 @@ Configured in Airflow's configuration (or ``AIRFLOW__JOBMOJITO__...`` variables)
 ``[jobmojito] token_cache`` is ``host`` (the default) or ``process`` (one sign-in per process, no
 files), and ``[jobmojito] token_cache_dir`` the folder (default:
 ``$XDG_CACHE_HOME/airflow-provider-jobmojito``, else ``~/.cache/airflow-provider-jobmojito``).
+:data:`CONFIG_SECTION` declares both to Airflow (the provider info's ``config``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,40 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 log = logging.getLogger(__name__)
+
+#: The ``[jobmojito]`` section of Airflow's configuration, as the provider info declares it (so that
+#: ``airflow config list`` shows it); :func:`configured` takes its defaults from here.
+CONFIG_SECTION: dict[str, Any] = {
+    "description": "The JobMojito provider (airflow-provider-jobmojito).",
+    "options": {
+        "token_cache": {
+            # Lines of airflow.cfg's comment: Airflow writes each line of a description as one.
+            "description": (
+                "Where sign-in mode (a jobmojito connection with a login) keeps the access tokens\n"
+                "it gets. host: in files of a private folder (token_cache_dir), shared by the task\n"
+                "processes of this host and user, which then sign in once between them (Supabase\n"
+                "limits sign-ins per IP address). process: in each process's memory, one sign-in\n"
+                "per process and no files.\n"
+            ),
+            "version_added": "1.0.0",
+            "type": "string",
+            "example": "process",
+            "default": "host",
+        },
+        "token_cache_dir": {
+            "description": (
+                "The folder of the host-wide token cache (token_cache = host), made with mode 0700.\n"
+                "A folder that others may use, or that cannot be written, is not used: each process\n"
+                "then signs in for itself. Empty: $XDG_CACHE_HOME/airflow-provider-jobmojito, else\n"
+                "~/.cache/airflow-provider-jobmojito.\n"
+            ),
+            "version_added": "1.0.0",
+            "type": "string",
+            "example": "/var/cache/airflow-provider-jobmojito",
+            "default": "",
+        },
+    },
+}
 
 _FORMAT = 1
 _MAX_FILE_BYTES = 64 * 1024
@@ -141,19 +176,25 @@ def configured() -> HostTokenCache | None:
     folder cannot be made private."""
     from airflow.providers.common.compat.sdk import conf
 
-    mode = str(conf.get("jobmojito", "token_cache", fallback="host")).strip().lower()
+    mode = str(conf.get("jobmojito", "token_cache", fallback=_default("token_cache"))).strip().lower()
     if mode == "process":
         return None
     if mode != "host":
         log.warning("[jobmojito] token_cache must be 'host' or 'process', not %r: using 'process'.", mode)
         return None
-    folder = str(conf.get("jobmojito", "token_cache_dir", fallback="")).strip()
+    folder = str(conf.get("jobmojito", "token_cache_dir", fallback=_default("token_cache_dir"))).strip()
     directory = Path(folder).expanduser() if folder else _default_directory()
     try:
         return HostTokenCache(directory)
     except OSError as error:  # a read-only mount, a full disk, a folder others may use
         warn_once(log, directory, "Not sharing signed-in tokens between processes: %s", error)
         return None
+
+
+def _default(option: str) -> str:
+    """The declared default of ``[jobmojito] option``: what applies where Airflow has not loaded
+    the providers' configuration (a task process may not have)."""
+    return str(CONFIG_SECTION["options"][option]["default"])
 
 
 def _default_directory() -> Path:

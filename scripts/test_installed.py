@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACT = REPO.parent / "shared" / "contract" / "jobmojito-openapi.json"
 COPIED = ("tests", "example_dags", "docs")
 
 
@@ -41,7 +40,6 @@ def main(pytest_args: list[str]) -> int:
         env = {
             **os.environ,
             "JOBMOJITO_TEST_INSTALLED": "1",
-            "JOBMOJITO_CONTRACT": str(CONTRACT),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         env.pop("PYTHONPATH", None)

@@ -20,11 +20,8 @@ import pytest
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-# The API contract lives beside the checkout (../shared). scripts/test_installed.py runs a copy of
-# tests/ away from the checkout and names the contract through this variable.
-CONTRACT = Path(
-    os.environ.get("JOBMOJITO_CONTRACT") or REPO.parent / "shared" / "contract" / "jobmojito-openapi.json"
-)
+# JobMojito's OpenAPI file, trimmed (tests/contract/README.md says from where).
+CONTRACT = Path(__file__).resolve().parent / "contract" / "jobmojito-openapi.json"
 
 # Read from the distribution's metadata: importing airflow here would read its configuration
 # before pytest_configure has set AIRFLOW_HOME.

@@ -18,6 +18,7 @@ import pytest
 
 from airflow_provider_jobmojito import __version__, get_provider_info
 from airflow_provider_jobmojito.connection import EXTRAS
+from airflow_provider_jobmojito.token_cache import CONFIG_SECTION
 from tests.conftest import AIRFLOW_V3, AIRFLOW_VERSION
 
 HOOK = "airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook"
@@ -171,3 +172,30 @@ def test_airflow_cli_shows_the_provider(airflow_cli: list[str], command: list[st
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(expected, result.stdout, re.MULTILINE), result.stdout[-2000:]
     assert "JobMojitoHook' defines" not in result.stdout + result.stderr
+
+
+def _run_airflow(airflow_cli: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*airflow_cli, *args], capture_output=True, text=True, timeout=120, check=False, env=os.environ
+    )
+
+
+def test_airflow_config_list_shows_the_jobmojito_options_with_their_descriptions(
+    airflow_cli: list[str],
+) -> None:
+    result = _run_airflow(airflow_cli, "config", "list", "--section", "jobmojito", "--include-descriptions")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[jobmojito]" in result.stdout
+    for name, option in CONFIG_SECTION["options"].items():
+        assert re.search(rf"^#? ?{name} = ", result.stdout, re.MULTILINE), result.stdout
+        for line in option["description"].splitlines():
+            assert f"# {line}" in result.stdout
+
+
+def test_airflow_config_get_value_knows_token_cache_and_gives_the_default(airflow_cli: list[str]) -> None:
+    """Undeclared, the option was answered with a warning that [jobmojito/token_cache] is unknown."""
+    result = _run_airflow(airflow_cli, "config", "get-value", "jobmojito", "token_cache")
+    assert result.returncode == 0, result.stderr[-2000:]
+    # The last line: in unit-test mode Airflow 3 logs a line to stdout first.
+    assert result.stdout.splitlines()[-1] == CONFIG_SECTION["options"]["token_cache"]["default"] == "host"
+    assert "not found" not in result.stdout + result.stderr

@@ -17,11 +17,12 @@ import json
 import platform
 import warnings
 from functools import cached_property
+from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import urlencode
 
 import requests
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
 from airflow_provider_jobmojito import __version__, connection
 from airflow_provider_jobmojito.auth import TokenProvider
@@ -30,6 +31,7 @@ from airflow_provider_jobmojito.client import JobMojitoClient
 from airflow_provider_jobmojito.endpoints import Endpoints
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoAuthError,
+    JobMojitoConfigError,
     JobMojitoError,
     JobMojitoUnavailableError,
 )
@@ -134,7 +136,9 @@ class JobMojitoHook(BaseHook):
     def settings(self) -> HookSettings:
         """The connection merged with the hook's arguments, read on first use and validated."""
         if self._settings is None:
-            self._use(self.get_connection(self.jobmojito_conn_id))
+            with _explain_unreadable(self.jobmojito_conn_id):
+                conn = self.get_connection(self.jobmojito_conn_id)
+            self._use(conn)
         assert self._settings is not None
         return self._settings
 
@@ -228,7 +232,8 @@ class JobMojitoHook(BaseHook):
         and calls in flight finish with the endpoints they started with.
         """
         try:
-            conn = await _get_async_connection(self.jobmojito_conn_id)
+            with _explain_unreadable(self.jobmojito_conn_id):
+                conn = await _get_async_connection(self.jobmojito_conn_id)
         finally:
             # Counted once done: a caller that waited meanwhile takes this read as its own.
             self._async_reads += 1
@@ -262,7 +267,8 @@ class JobMojitoHook(BaseHook):
 
         :return: whether it had changed.
         """
-        conn = self.get_connection(self.jobmojito_conn_id)
+        with _explain_unreadable(self.jobmojito_conn_id):
+            conn = self.get_connection(self.jobmojito_conn_id)
         self._reread_trouble = None
         if _fingerprint_of(conn) == self._fingerprint:
             return False
@@ -601,3 +607,49 @@ async def _get_async_connection(conn_id: str) -> Any:
     except ImportError:  # common-compat before 1.23: the sync lookup, in a worker thread
         return await asyncio.to_thread(BaseHook.get_connection, conn_id)
     return await get_async_connection(conn_id)
+
+
+def fernet_defect(airflow_version: str | None = None) -> str | None:
+    """Why Airflow cannot decrypt the connections stored in its database here, or ``None``.
+
+    Airflow 2 sets an attribute (``is_encrypted``) on cryptography's ``MultiFernet``, which takes
+    none since cryptography 51: with a fernet key set, every stored password fails to decrypt, and
+    Airflow says only that the connection "isn't defined". No requirement of this package can
+    exclude cryptography 51 for Airflow 2 alone (a marker cannot see Airflow's version), so the
+    defect is detected here, where it surfaces.
+
+    :param airflow_version: the Airflow release to judge for; by default the installed one.
+    """
+    airflow = airflow_version or metadata.version("apache-airflow")
+    if int(airflow.partition(".")[0]) >= 3:
+        return None
+    from airflow.providers.common.compat.sdk import conf
+
+    if not conf.get("core", "fernet_key", fallback=""):
+        return None  # Airflow 2 stores and reads passwords unencrypted, and needs no MultiFernet
+    try:
+        from cryptography.fernet import Fernet, MultiFernet
+    except ImportError:  # Airflow requires it; without it there is no MultiFernet to be wrong about
+        return None
+    probe = MultiFernet([Fernet(Fernet.generate_key())])
+    try:
+        probe.is_encrypted = True  # type: ignore[attr-defined]  # what Airflow 2's get_fernet() does
+    except AttributeError:
+        return (
+            f"Airflow {airflow} cannot decrypt the passwords stored in its database with "
+            f'cryptography {metadata.version("cryptography")}: pip install "cryptography<51", or '
+            "install Airflow with its constraint file"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _explain_unreadable(conn_id: str) -> Iterator[None]:
+    """Airflow's "isn't defined" for a connection it could not decrypt becomes an error naming the fix."""
+    try:
+        yield
+    except AirflowNotFoundException as exc:
+        defect = fernet_defect()
+        if defect is None:
+            raise
+        raise JobMojitoConfigError(f"The connection {conn_id!r} could not be read: {defect}.") from exc
