@@ -4,14 +4,14 @@
 description, default, JSON-schema facts and parser. From it come the provider info's
 ``conn-fields`` (:func:`conn_fields`, the form on Airflow 3.2 and later), the legacy wtforms form
 (:func:`form_widgets` and :func:`ui_field_behaviour`, Airflow 2.11 to 3.1), the hook's
-``:param:`` lines (:func:`param_docs`), the README's table (:func:`markdown_table`), the parsing in
+``:param:`` lines (:func:`param_docs`), the documentation's table (:func:`markdown_table`), the parsing in
 :class:`~airflow_provider_jobmojito.settings.HookSettings` and the check of the hook's keyword
 arguments (:func:`check_overrides`).
 
 Airflow's ProvidersManager imports this module through ``get_provider_info``, so it imports
 nothing from Airflow at module level: the error class is imported when a value is refused.
 
-Run ``python -m airflow_provider_jobmojito.connection`` to print the README's table.
+Run ``python -m airflow_provider_jobmojito.connection`` to print the documentation's table.
 """
 
 from __future__ import annotations
@@ -393,7 +393,8 @@ def param_docs(indent: str = "") -> str:
 
 
 def markdown_table() -> str:
-    """The README's table of connection extras (GitHub-flavoured Markdown, ending with a newline)."""
+    """The table of connection extras (GitHub-flavoured Markdown, ending with a newline): the
+    documentation's connection page (docs/connection.md) renders it."""
 
     def default_cell(extra: Extra) -> str:
         if extra.derived_default is not None:
@@ -410,5 +411,5 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
-    # The README's table, for a person to paste between its markers.
+    # The documentation's table, for a person to read or paste.
     print(markdown_table(), end="")

@@ -33,8 +33,8 @@ def main(pytest_args: list[str]) -> int:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "e2e", "_build")
         for name in COPIED:
             shutil.copytree(REPO / name, root / name, ignore=ignore)
-        # pyproject.toml for pytest's settings; README.md, whose extras table a test holds against
-        # the package's declaration.
+        # pyproject.toml for pytest's settings; README.md, whose links and example
+        # tests/docs/test_sources.py checks.
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(REPO / name, root / name)
         env = {

@@ -27,13 +27,9 @@ from airflow_provider_jobmojito.connection import (
     ui_field_behaviour,
 )
 from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
-from tests.conftest import REPO
 
 #: Where the package under test lives: subprocesses must import this copy, not another install.
 SOURCE_ROOT = Path(connection.__file__).resolve().parents[1]
-#: The checkout's README (in a run against the installed wheel, the copy next to the tests).
-README = REPO / "README.md"
-REGENERATE = "python -m airflow_provider_jobmojito.connection"
 
 #: The form's extra fields, as Airflow 3.2 and later read them from the provider info.
 FORM_FIELDS: dict[str, dict[str, Any]] = {
@@ -324,16 +320,6 @@ class TestDocumentation:
         )
         assert "| the API host's origin |" in rows[4]
         assert "| none |" in rows[5]
-
-    def test_the_readmes_table_is_the_declarations(self) -> None:
-        readme = README.read_text(encoding="utf-8")
-        markers = r"<!-- connection-extras:[^\n]*-->\n\n(.*?)\n<!-- /connection-extras -->"
-        found = re.search(markers, readme, re.DOTALL)
-        assert found, "README.md lacks the connection-extras markers"
-        assert found.group(1) == markdown_table(), (
-            f"README.md's table of connection extras differs from the declaration: run `{REGENERATE}` "
-            "and paste its output between the connection-extras markers."
-        )
 
     def test_the_command_that_regenerates_the_table_prints_it(self) -> None:
         printed = _run_python("-m", "airflow_provider_jobmojito.connection")

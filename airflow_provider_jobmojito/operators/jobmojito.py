@@ -108,7 +108,8 @@ class SetInterviewStateOperator(BaseOperator):
         counts as the bool.
     :param max_workers: with ``position_ids``, the calls in flight at once.
     :param push_signing_key: push signing keys to XCom when the API returns them. Anyone who can
-        read this task's XComs can read them: see the README's XCom section.
+        read this task's XComs can read them: see the XCom section of the documentation's
+        Operators page.
     :param jobmojito_conn_id: the Airflow connection to use. Templated.
     :param hook_params: keyword arguments for the hook, over the connection's extras: this task's
         ``timeout``, ``max_retries``, ``backoff_factor``, ``backoff_max``...

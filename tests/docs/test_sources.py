@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,45 @@ def test_the_package_index_and_airflow_name_the_same_documentation_url() -> None
     (integration,) = get_provider_info()["integrations"]
     assert urls["Documentation"] == integration["external-doc-url"] == DOCUMENTATION_URL
     assert DOCUMENTATION_URL.startswith("https://")
+
+
+# -- the README: the package index's description, and the landing page of the repository ----------
+
+README = REPO / "README.md"
+#: The published documentation's pages, as the README links them.
+PUBLISHED_PAGES = re.compile(
+    r"https://airflow-provider-jobmojito\.readthedocs\.io/en/latest/([\w/.-]+)\.html"
+)
+
+
+def _readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def test_every_link_of_the_readme_is_absolute_so_it_works_on_the_package_index() -> None:
+    """PyPI shows the README as the package's description, where a relative link goes nowhere."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", _readme()) + re.findall(r"<(https?://[^>]+)>", _readme())
+    assert targets
+    assert [target for target in targets if not target.startswith("https://")] == []
+
+
+def test_every_link_from_the_readme_into_the_documentation_names_a_page() -> None:
+    pages_linked = PUBLISHED_PAGES.findall(_readme())
+    assert len(pages_linked) >= 15
+    assert [page for page in pages_linked if not (DOCS / f"{page}.md").is_file()] == []
+
+
+def test_the_readmes_example_is_an_example_dag_region_the_suite_runs() -> None:
+    """The README cannot include a file, so its one example is held to a marked region of an
+    example DAG: the code people read first is code the suite runs."""
+    (example,) = re.findall(r"^```python\n(.*?)^```$", _readme(), re.M | re.S)
+    # Dedented, the region is top-level code, which ruff formats with two blank lines between
+    # definitions (it formats the README's code blocks too) where the DAG file has one.
+    example = re.sub(r"\n{3,}", "\n\n", example)
+    regions = {}
+    for dag_file in EXAMPLE_DAGS.glob("*.py"):
+        text = dag_file.read_text(encoding="utf-8")
+        for name, region in re.findall(r"# \[START (\w+)\]\n(.*?)\n[ \t]*# \[END \1\]", text, re.S):
+            regions[textwrap.dedent(region) + "\n"] = (dag_file.stem, name)
+    assert example in regions, "README.md's example is no [START]/[END] region of example_dags/"
+    assert regions[example][0] in _example_dags_the_suite_runs()

@@ -5,7 +5,7 @@ Connection, picks the JobMojito type, checks the relabelled standard fields and 
 extra fields, fills and saves the form, and checks the result through the REST API.
 
 Screenshots go to ``.test_output/e2e/``. With ``JOBMOJITO_E2E_DOCS=1`` the test also refreshes
-``docs/connection-form.png``, the picture in the README.
+``docs/connection-form.png``, the picture on the documentation's connection page.
 """
 
 from __future__ import annotations
