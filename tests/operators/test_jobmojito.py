@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import textwrap
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -252,6 +254,19 @@ def dag_for(dag_id: str, **kwargs: Any) -> DAG:
     return DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), **kwargs)
 
 
+def alarm_when(condition: Callable[[], bool], finished: threading.Event) -> None:
+    """Send the main thread SIGALRM, as an execution_timeout's timer does, once ``condition``
+    holds; give up once ``finished`` is set (the task ended without it).
+
+    :param condition: polled until it holds: what the timeout must come after.
+    :param finished: set by the test when the run has returned.
+    """
+    while not finished.wait(0.01):
+        if condition():
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGALRM)
+            return
+
+
 @pytest.mark.usefixtures("airflow_db")
 class TestInDagRuns:
     def test_every_templated_field_is_rendered(self, sandbox: Any, jobmojito_conn: Any) -> None:
@@ -383,30 +398,47 @@ class TestInDagRuns:
     ) -> None:
         from datetime import timedelta
 
-        jobmojito_conn()
+        # The timeout falls at a known point instead of racing slow answers against a short one:
+        # two changes are made, then each of the two workers meets a 503 whose Retry-After parks it
+        # (a retry wait ends early when the batch stops). Once the sandbox has logged those four
+        # calls, the SIGALRM that Airflow's execution_timeout timer sends is sent to the task's
+        # thread. Without the stop, the workers would send the rest after their wait.
+        retry_after = 60  # an upper bound on the signal being handled, not a race
+        jobmojito_conn(extra={"backoff_max": retry_after, "max_retries": 1, "timeout": 5})
         ids = [str(uuid.uuid4()) for _ in range(30)]
         jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in ids])
-        jobmojito_sandbox.add_fault("delay", seconds=0.3, count=30, path=SET_STATE)
+        jobmojito_sandbox.add_fault("delay", seconds=0, count=2, path=SET_STATE)  # answered normally
+        jobmojito_sandbox.add_fault("status", status=503, retry_after=retry_after, count=30, path=SET_STATE)
         with dag_for("bulk_timeout") as dag:
             SetInterviewStateOperator(
                 task_id="archive",
                 position_ids=ids,
                 status="archived",
                 max_workers=2,
-                execution_timeout=timedelta(seconds=1),
+                execution_timeout=timedelta(minutes=5),  # ends the test if the four calls never come
             )
-        if AIRFLOW_V3:
-            run = run_inline_dag(dag)
-            assert (run.state, run.get_task_instance("archive").state) == ("failed", "failed")
-        else:  # Airflow 2's dag.test() raises the task's timeout instead of returning the run
-            from airflow.exceptions import AirflowTaskTimeout
+        finished = threading.Event()
+        alarm = threading.Thread(
+            target=alarm_when,
+            args=(lambda: len(set_state_calls(jobmojito_sandbox)) >= 4, finished),
+            daemon=True,
+        )
+        alarm.start()
+        try:
+            if AIRFLOW_V3:
+                run = run_inline_dag(dag)
+                assert (run.state, run.get_task_instance("archive").state) == ("failed", "failed")
+            else:  # Airflow 2's dag.test() raises the task's timeout instead of returning the run
+                from airflow.exceptions import AirflowTaskTimeout
 
-            with pytest.raises(AirflowTaskTimeout):
-                run_inline_dag(dag)
-        sent = len(set_state_calls(jobmojito_sandbox))
-        assert 0 < sent < 30  # without the stop, leaving the thread pool waited for all 30
+                with pytest.raises(AirflowTaskTimeout):
+                    run_inline_dag(dag)
+        finally:
+            finished.set()
+            alarm.join()
+        assert sorted(r["status"] for r in set_state_calls(jobmojito_sandbox)) == [200, 200, 503, 503]
         archived = [p for p in ids if jobmojito_sandbox.position(p)["status"] == "archived"]
-        assert len(archived) == sent
+        assert len(archived) == 2
 
     def test_an_unknown_position_fails_the_run_with_the_server_error(self, sandbox: Any) -> None:
         unknown = str(uuid.uuid4())
