@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import signal
 import textwrap
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -23,6 +21,7 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoValidationError,
 )
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
+from tests.alarms import alarm_once
 from tests.conftest import AIRFLOW_V3, dag_bag, logged_lines, run_inline_dag
 
 P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
@@ -254,19 +253,6 @@ def dag_for(dag_id: str, **kwargs: Any) -> DAG:
     return DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), **kwargs)
 
 
-def alarm_when(condition: Callable[[], bool], finished: threading.Event) -> None:
-    """Send the main thread SIGALRM, as an execution_timeout's timer does, once ``condition``
-    holds; give up once ``finished`` is set (the task ended without it).
-
-    :param condition: polled until it holds: what the timeout must come after.
-    :param finished: set by the test when the run has returned.
-    """
-    while not finished.wait(0.01):
-        if condition():
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGALRM)
-            return
-
-
 @pytest.mark.usefixtures("airflow_db")
 class TestInDagRuns:
     def test_every_templated_field_is_rendered(self, sandbox: Any, jobmojito_conn: Any) -> None:
@@ -417,14 +403,7 @@ class TestInDagRuns:
                 max_workers=2,
                 execution_timeout=timedelta(minutes=5),  # ends the test if the four calls never come
             )
-        finished = threading.Event()
-        alarm = threading.Thread(
-            target=alarm_when,
-            args=(lambda: len(set_state_calls(jobmojito_sandbox)) >= 4, finished),
-            daemon=True,
-        )
-        alarm.start()
-        try:
+        with alarm_once(lambda: len(set_state_calls(jobmojito_sandbox)) >= 4):
             if AIRFLOW_V3:
                 run = run_inline_dag(dag)
                 assert (run.state, run.get_task_instance("archive").state) == ("failed", "failed")
@@ -433,9 +412,6 @@ class TestInDagRuns:
 
                 with pytest.raises(AirflowTaskTimeout):
                     run_inline_dag(dag)
-        finally:
-            finished.set()
-            alarm.join()
         assert sorted(r["status"] for r in set_state_calls(jobmojito_sandbox)) == [200, 200, 503, 503]
         archived = [p for p in ids if jobmojito_sandbox.position(p)["status"] == "archived"]
         assert len(archived) == 2
