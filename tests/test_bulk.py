@@ -26,8 +26,8 @@ from airflow_provider_jobmojito.exceptions import (
 )
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
-from tests.alarms import alarm_once
 from tests.conftest import logged_lines
+from tests.timing import alarm_once
 
 SET_STATE = "/functions/v1/job-interview-set-state"
 SIGN_IN = "/auth/v1/token"

@@ -21,8 +21,8 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoValidationError,
 )
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
-from tests.alarms import alarm_once
 from tests.conftest import AIRFLOW_V3, dag_bag, logged_lines, run_inline_dag
+from tests.timing import alarm_once
 
 P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 P2 = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
