@@ -16,6 +16,7 @@ from airflow_provider_jobmojito.exceptions import (
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
 from tests.conftest import logged_lines
+from tests.timing import frozen_token_clock
 
 POSITION = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
 SIGN_IN = "/auth/v1/token"
@@ -106,12 +107,17 @@ class TestSignIn:
             JobMojitoHook(self.conn(jobmojito_conn, server)).set_interview_state(POSITION, status="active")
         assert paths(server).count(SIGN_IN) == 2
 
-    def test_signs_in_again_when_the_cached_token_is_about_to_expire(self, jobmojito_conn: Any) -> None:
+    def test_signs_in_again_when_the_cached_token_is_about_to_expire(
+        self, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The sandbox's token clock stands still: only the hook's own clock (the real one, which
+        # the sleep below moves past the token's lifetime) decides that the token is too old.
+        frozen_token_clock(monkeypatch)
         with SandboxServer(email=EMAIL, password=PASSWORD, token_lifetime=2) as server:
             server.seed([{"id": POSITION, "status": "draft"}])
             hook = JobMojitoHook(self.conn(jobmojito_conn, server))
             hook.set_interview_state(POSITION, status="active")
-            time.sleep(2.1)
+            time.sleep(2.1)  # at least this long, whatever the load: never too short
             hook.set_interview_state(POSITION, status="archived")
             assert paths(server).count(SIGN_IN) == 2
             assert [r["status"] for r in server.requests_log()] == [200, 200, 200, 200]

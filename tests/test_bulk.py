@@ -6,7 +6,6 @@ import pickle
 import re
 import signal
 import threading
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -28,6 +27,7 @@ from airflow_provider_jobmojito.exceptions import (
 from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
 from airflow_provider_jobmojito.sandbox import SandboxServer
 from tests.conftest import logged_lines
+from tests.timing import alarm_once
 
 SET_STATE = "/functions/v1/job-interview-set-state"
 SIGN_IN = "/auth/v1/token"
@@ -540,11 +540,7 @@ class TestStopping:
         assert all(result.ok for result in hook.set_interview_states(ids, status="active"))
 
     def test_an_interrupt_in_the_calling_thread_stops_the_workers_and_reports_progress(
-        self,
-        hook: JobMojitoHook,
-        jobmojito_sandbox: Any,
-        monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture,
+        self, jobmojito_conn: Any, jobmojito_sandbox: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         class TaskTimeout(Exception):
             """Stands in for Airflow's AirflowTaskTimeout."""
@@ -552,34 +548,38 @@ class TestStopping:
         def on_alarm(_signum: int, _frame: Any) -> None:
             raise TaskTimeout
 
+        # The interrupt falls at a known point: twelve changes are made, then each of the four
+        # workers meets a 503 whose Retry-After parks it (a retry wait ends early when the batch
+        # stops). Without the stop, the workers would send the rest after their wait.
+        retry_after = 60  # an upper bound on the signal being handled, not a race
+        hook = JobMojitoHook(jobmojito_conn(), max_retries=1, backoff_max=retry_after)
+        ids = new_ids(60)
+        seed(jobmojito_sandbox, ids)
+        jobmojito_sandbox.add_fault("delay", seconds=0, count=12, path=SET_STATE)  # answered normally
+        jobmojito_sandbox.add_fault("status", status=503, retry_after=retry_after, count=60, path=SET_STATE)
         # Airflow's execution_timeout raises from a SIGALRM handler in the task's main thread.
         previous = signal.signal(signal.SIGALRM, on_alarm)
         try:
-            ids = new_ids(60)
-            seed(jobmojito_sandbox, ids)
-            main = threading.main_thread().ident
-            assert main is not None
-            self.apply_then(hook, 5, lambda: signal.pthread_kill(main, signal.SIGALRM), monkeypatch)
             with (
                 caplog.at_level("ERROR", logger="airflow_provider_jobmojito.bulk"),
                 pytest.raises(TaskTimeout),
+                alarm_once(lambda: len(set_state_calls(jobmojito_sandbox)) >= 12 + 4),
             ):
                 hook.set_interview_states(ids, status="active", max_workers=4)
         finally:
             signal.signal(signal.SIGALRM, previous)
-        sent = len(set_state_calls(jobmojito_sandbox))
-        # The handler runs when the main thread next gets the interpreter, so a few more calls
-        # may start first; without the stop, the executor would have waited for all 60.
-        assert 5 <= sent < 30
-        time.sleep(0.2)
-        assert len(set_state_calls(jobmojito_sandbox)) == sent  # and nothing was sent afterwards
+        # Once the workers' threads are gone, nothing can be sent any more.
+        for thread in threading.enumerate():
+            if thread.name.startswith("jobmojito-bulk-"):
+                thread.join()
+        assert sorted(r["status"] for r in set_state_calls(jobmojito_sandbox)) == [200] * 12 + [503] * 4
         changed = sorted(p for p, row in jobmojito_sandbox.positions().items() if row["status"] == "active")
-        assert len(changed) == sent
+        assert len(changed) == 12
         [report] = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_jobmojito.bulk"]
-        assert f"interrupted by TaskTimeout: {sent} of 60 position(s) changed" in report
+        assert "interrupted by TaskTimeout: 12 of 60 position(s) changed" in report
         # The changed ids are named, up to ten of them (more would drown the log).
-        assert sum(position_id in report for position_id in changed) == min(sent, 10)
-        assert f"{60 - sent} not sent" in report
+        assert sum(position_id in report for position_id in changed) == 10
+        assert "and 2 more), 4 failed, 44 not sent" in report
 
 
 class TestBreaker:

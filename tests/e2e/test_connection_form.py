@@ -11,6 +11,7 @@ Screenshots go to ``.test_output/e2e/``. With ``JOBMOJITO_E2E_DOCS=1`` the test 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -86,13 +87,14 @@ def browser() -> Iterator[Any]:
 
 
 def test_connection_form(deployment: Deployment, browser: Any, output_dir: Path) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     started = time.monotonic()
-    wait = WebDriverWait(browser, WAIT)
+    # The dialog re-renders as its data arrives: an element read mid-render may have been replaced.
+    wait = WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
     shots = output_dir / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
 
@@ -109,6 +111,25 @@ def test_connection_form(deployment: Deployment, browser: Any, output_dir: Path)
             for label in dialog.find_elements(By.TAG_NAME, "label")
             if label.is_displayed()
         }
+
+    def labels_once_shown(dialog: Any, expected: set[str]) -> set[str]:
+        """The labels, once ``expected`` are among them: the type's field behaviour and the extra
+        fields are applied as their metadata arrives, which can come after the inputs show."""
+        with contextlib.suppress(TimeoutException):  # the assertion that follows shows what is there
+            wait.until(lambda _: expected <= labels(dialog))
+        return labels(dialog)
+
+    def enter_number(name: str, text: str) -> None:
+        """Put ``text`` into a number field as one edit, as a paste does, and check it reads back.
+
+        Not key by key: Airflow 3.3's number fields store ``Number(text)`` after each key and
+        render it back, so when the render for "0" lands after the "." key (on a loaded machine),
+        "0." shows as "0" and "0.25" is saved as 25.
+        """
+        box = field(name)
+        box.click()
+        browser.execute_cdp_cmd("Input.insertText", {"text": text})
+        assert box.get_attribute("value") == text
 
     # Log in: the UI sends us to the simple auth manager's login page.
     browser.get(f"{deployment.api_url}/")
@@ -130,12 +151,13 @@ def test_connection_form(deployment: Deployment, browser: Any, output_dir: Path)
     field("connection_id").send_keys(CONN_ID)
     connection_type = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
     connection_type.send_keys("JobMojito")
-    connection_type.send_keys(Keys.ENTER)
+    # The option is clicked once listed: Enter pressed before the list of types arrives picks none.
+    clickable("//*[@role='option'][normalize-space()='JobMojito']").click()
     visible("[role=dialog] input[name=host]")
     assert "JobMojito" in dialog.text
 
     # Standard fields: relabelled, with our placeholders; schema and port hidden.
-    shown = labels(dialog)
+    shown = labels_once_shown(dialog, set(RELABELLED))
     assert set(RELABELLED) <= shown, shown
     assert not shown & {"Host", "Login", "Password", "Schema", "Port"}, shown
     assert field("host").get_attribute("placeholder") == "https://cool.jobmojito.com/functions/v1"
@@ -150,13 +172,17 @@ def test_connection_form(deployment: Deployment, browser: Any, output_dir: Path)
     # Extra fields: the provider's conn-fields, with their labels.
     clickable("//*[@role='dialog']//button[normalize-space()='Extra Fields']").click()
     visible("[role=dialog] input[name=element_timeout]")
-    shown = labels(dialog)
+    shown = labels_once_shown(dialog, set(EXTRA_FIELDS))
     assert set(EXTRA_FIELDS) <= shown, shown
     assert field("element_supabase_anon_key").get_attribute("type") == "password"  # format: password
     for name, value in TYPED_EXTRAS.items():
-        field(f"element_{name}").send_keys(value)
+        enter_number(f"element_{name}", value)
     field("element_embed_base_url").send_keys(EMBED_BASE_URL)
     browser.execute_script("document.activeElement.blur()")
+    # What Save sends: every field as entered, after the last render.
+    entered = {f"element_{name}": value for name, value in TYPED_EXTRAS.items()}
+    entered["element_embed_base_url"] = EMBED_BASE_URL
+    assert {name: field(name).get_attribute("value") for name in entered} == entered
     extra_png = dialog.screenshot_as_png
     (shots / "03-extra-fields.png").write_bytes(extra_png)
 

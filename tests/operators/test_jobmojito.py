@@ -22,6 +22,7 @@ from airflow_provider_jobmojito.exceptions import (
 )
 from airflow_provider_jobmojito.operators.jobmojito import EmbedOperator, SetInterviewStateOperator
 from tests.conftest import AIRFLOW_V3, dag_bag, logged_lines, run_inline_dag
+from tests.timing import alarm_once
 
 P1 = "3f2a6c1e-8a4b-4a55-9d6e-0c1f2b3a4d5e"
 P2 = "9b1d3c52-7e0a-4f7b-8c55-2a1e6d4b0f10"
@@ -383,30 +384,37 @@ class TestInDagRuns:
     ) -> None:
         from datetime import timedelta
 
-        jobmojito_conn()
+        # The timeout falls at a known point instead of racing slow answers against a short one:
+        # two changes are made, then each of the two workers meets a 503 whose Retry-After parks it
+        # (a retry wait ends early when the batch stops). Once the sandbox has logged those four
+        # calls, the SIGALRM that Airflow's execution_timeout timer sends is sent to the task's
+        # thread. Without the stop, the workers would send the rest after their wait.
+        retry_after = 60  # an upper bound on the signal being handled, not a race
+        jobmojito_conn(extra={"backoff_max": retry_after, "max_retries": 1, "timeout": 5})
         ids = [str(uuid.uuid4()) for _ in range(30)]
         jobmojito_sandbox.seed([{"id": p, "status": "draft"} for p in ids])
-        jobmojito_sandbox.add_fault("delay", seconds=0.3, count=30, path=SET_STATE)
+        jobmojito_sandbox.add_fault("delay", seconds=0, count=2, path=SET_STATE)  # answered normally
+        jobmojito_sandbox.add_fault("status", status=503, retry_after=retry_after, count=30, path=SET_STATE)
         with dag_for("bulk_timeout") as dag:
             SetInterviewStateOperator(
                 task_id="archive",
                 position_ids=ids,
                 status="archived",
                 max_workers=2,
-                execution_timeout=timedelta(seconds=1),
+                execution_timeout=timedelta(minutes=5),  # ends the test if the four calls never come
             )
-        if AIRFLOW_V3:
-            run = run_inline_dag(dag)
-            assert (run.state, run.get_task_instance("archive").state) == ("failed", "failed")
-        else:  # Airflow 2's dag.test() raises the task's timeout instead of returning the run
-            from airflow.exceptions import AirflowTaskTimeout
+        with alarm_once(lambda: len(set_state_calls(jobmojito_sandbox)) >= 4):
+            if AIRFLOW_V3:
+                run = run_inline_dag(dag)
+                assert (run.state, run.get_task_instance("archive").state) == ("failed", "failed")
+            else:  # Airflow 2's dag.test() raises the task's timeout instead of returning the run
+                from airflow.exceptions import AirflowTaskTimeout
 
-            with pytest.raises(AirflowTaskTimeout):
-                run_inline_dag(dag)
-        sent = len(set_state_calls(jobmojito_sandbox))
-        assert 0 < sent < 30  # without the stop, leaving the thread pool waited for all 30
+                with pytest.raises(AirflowTaskTimeout):
+                    run_inline_dag(dag)
+        assert sorted(r["status"] for r in set_state_calls(jobmojito_sandbox)) == [200, 200, 503, 503]
         archived = [p for p in ids if jobmojito_sandbox.position(p)["status"] == "archived"]
-        assert len(archived) == sent
+        assert len(archived) == 2
 
     def test_an_unknown_position_fails_the_run_with_the_server_error(self, sandbox: Any) -> None:
         unknown = str(uuid.uuid4())

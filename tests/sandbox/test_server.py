@@ -27,6 +27,7 @@ from airflow_provider_jobmojito.sandbox import (
     decode_jwt,
     encode_jwt,
 )
+from tests.timing import frozen_token_clock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -148,12 +149,18 @@ def test_expired_token_is_401_expired(sandbox: SandboxServer) -> None:
     assert response.json() == {"error": "JWT expired."}
 
 
-def test_token_expires_once_its_lifetime_passes(jobmojito_sandbox_factory: SandboxFactory) -> None:
+def test_token_expires_once_its_lifetime_passes(
+    jobmojito_sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = frozen_token_clock(monkeypatch)
     server = jobmojito_sandbox_factory(token_lifetime=1)
     session = sign_in(server, {"email": DEFAULT_EMAIL, "password": DEFAULT_PASSWORD}).json()
+    assert (session["expires_in"], session["expires_at"]) == (1, clock() + 1)
     client = Api(server, session["access_token"])
     assert client.list().status_code == 200
-    time.sleep(max(0.0, session["expires_at"] - time.time()) + 0.05)
+    clock.advance(0.999)
+    assert client.list().status_code == 200  # a token already checked once is checked again
+    clock.advance(0.001)
     assert client.list().json() == {"error": "JWT expired."}
 
 

@@ -243,15 +243,16 @@ class TestInterviewStateTrigger:
     def test_fires_timeout_at_the_deadline_with_the_status_last_read(
         self, positions: list[str], jobmojito_sandbox: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # The clock passes the deadline once the position was read twice.
+        # The clock passes the deadline once the position was read twice. Until then it is an hour
+        # away: what is left of it also bounds a round in real time (over a second under load).
         monkeypatch.setattr(
             InterviewStateTrigger,
             "clock",
-            staticmethod(lambda: 2.0 if calls(jobmojito_sandbox, LIST) >= 2 else 0.0),
+            staticmethod(lambda: 7200.0 if calls(jobmojito_sandbox, LIST) >= 2 else 0.0),
         )
         trigger = rebuilt(
             InterviewStateTrigger(
-                position_id=positions[0], status=["completed"], poll_interval=0.05, deadline=1.0
+                position_id=positions[0], status=["completed"], poll_interval=0.05, deadline=3600.0
             )
         )
         assert asyncio.run(first_event(trigger)) == {
@@ -1195,16 +1196,18 @@ def test_triggers_sharing_a_board_reach_their_deadline_when_every_read_fails(
 ) -> None:
     url, answered = broken_list
     jobmojito_conn(host=url)
-    # The deadline passes once the shared board failed three rounds.
+    # The deadline passes once the shared board failed three rounds. Until then it is an hour away:
+    # what is left of it also bounds a round's reads in real time, which can take over a second on
+    # a loaded machine.
     monkeypatch.setattr(
-        InterviewStateTrigger, "clock", staticmethod(lambda: 2.0 if len(answered) >= 3 else 0.0)
+        InterviewStateTrigger, "clock", staticmethod(lambda: 7200.0 if len(answered) >= 3 else 0.0)
     )
     triggers = [
         InterviewStateTrigger(
             position_id=str(uuid.uuid4()),
             status=["completed"],
             poll_interval=0.05,
-            deadline=1.0,
+            deadline=3600.0,
             hook_params={"max_retries": 0},
         )
         for _ in range(2)
