@@ -128,7 +128,10 @@ class JobMojitoHook(BaseHook):
         # of, and how many times it was read (callers waiting meanwhile take the newest read).
         self._async_side: tuple[Endpoints, AsyncJobMojitoClient] | None = None
         self._async_fingerprint: str | None = None
-        self._async_reads = 0
+        # Reads are numbered as they start (under the async lock, so one at a time); a caller that
+        # asked for a fresh read may take another caller's only if that read started after it asked.
+        self._async_read_starts = 0
+        self._async_read_done = 0  # the number of the last read that finished
         self._async_side_lock: asyncio.Lock | None = None
         self._reread_trouble: str | None = None  # the failed re-read last logged, until one works
 
@@ -231,12 +234,13 @@ class JobMojitoHook(BaseHook):
         the connection (a request carries its URL, token and timeout), so it outlives a change,
         and calls in flight finish with the endpoints they started with.
         """
+        self._async_read_starts += 1
+        number = self._async_read_starts
         try:
             with _explain_unreadable(self.jobmojito_conn_id):
                 conn = await _get_async_connection(self.jobmojito_conn_id)
         finally:
-            # Counted once done: a caller that waited meanwhile takes this read as its own.
-            self._async_reads += 1
+            self._async_read_done = number
         fingerprint = _fingerprint_of(conn)
         side = self._async_side
         if side is not None and fingerprint == self._async_fingerprint:
@@ -284,19 +288,25 @@ class JobMojitoHook(BaseHook):
     async def arefresh_connection(self) -> bool:
         """:meth:`refresh_connection`, on an event loop, for the async calls.
 
-        Callers arriving together share one read. A read that fails (the connection being deleted
-        and added again, Airflow's API briefly away) or gives settings that do not resolve leaves
-        the hook on the connection it has, with a warning (once per new trouble); before the
-        first read such an error is raised, as the first call would raise it.
+        Callers arriving together share one read: one that finishes while a caller waits for the
+        hook's lock is that caller's too. A read that fails (the connection being deleted and
+        added again, Airflow's API briefly away) or gives settings that do not resolve leaves the
+        hook on the connection it has, with a warning (once per new trouble); before the first
+        read such an error is raised, as the first call would raise it.
 
         :return: whether it had changed.
         """
-        reads = self._async_reads
+        return await self._arefresh(shared=lambda asked: self._async_read_done != asked[1])
+
+    async def _arefresh(self, *, shared: Callable[[tuple[int, int]], bool]) -> bool:
+        """Read the connection again unless ``shared((reads started, last read done))``, as they
+        were when this caller asked, says a read made meanwhile serves it."""
+        asked = (self._async_read_starts, self._async_read_done)
         async with self._async_lock():
-            if self._async_reads != reads:
-                return False  # read meanwhile, by a caller that came first: as fresh as needed
             if self._async_side is None:
                 return await self._aread_connection()
+            if shared(asked):
+                return False
             try:
                 changed = await self._aread_connection()
             except Exception as error:  # keep reading with what was read: the call will tell
@@ -345,7 +355,9 @@ class JobMojitoHook(BaseHook):
     async def _arefreshed_after_refusal(self, refused: Endpoints) -> Endpoints | None:
         """After the API refused the credentials of ``refused``: the endpoints of the connection
         as it is now, or ``None`` when they are the same (the refusal stands)."""
-        await self.arefresh_connection()
+        # Only a read that started after the refusal will do: one already under way may have
+        # started before the rotation, and would give the refused credentials again.
+        await self._arefresh(shared=lambda asked: self._async_read_done > asked[0])
         assert self._async_side is not None  # built before the refused call
         endpoints = self._async_side[0]
         if endpoints is refused:

@@ -177,6 +177,55 @@ class TestAsync:
         assert answered(sandbox, LIST) == [200, 401, 200]
         assert reads.asynchronous == [CONN, CONN]
 
+    def test_a_refused_call_reads_the_connection_again_though_a_read_from_before_the_rotation_is_under_way(
+        self, sandbox: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import airflow_provider_jobmojito.hooks.jobmojito as module
+
+        old = sandbox.issue_token()
+        jobmojito_conn(password=old)
+        hook = JobMojitoHook(CONN)
+        read = module._get_async_connection
+        held: dict[str, asyncio.Event] = {}
+
+        async def slow_read(conn_id: str) -> Any:
+            conn = await read(conn_id)  # the connection as it is now...
+            gate = held.pop("gate", None)
+            if gate is not None:  # ...handed over later, as a slow supervisor round trip would
+                held["reading"].set()
+                await gate.wait()
+            return conn
+
+        monkeypatch.setattr(module, "_get_async_connection", slow_read)
+
+        async def scenario() -> str:
+            await hook.aget_interview(POSITION)
+            held["gate"], held["reading"], refused = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            gate = held["gate"]
+            # A board's round reads the connection: the old token, handed over late.
+            round_ = asyncio.create_task(hook.arefresh_connection())
+            await held["reading"].wait()
+            rotate_token(sandbox, jobmojito_conn, old)
+            after_refusal = hook._arefreshed_after_refusal
+
+            async def refusal_seen(endpoints: Any) -> Any:
+                # The refused call asks for a read now, while the round's is under way; it goes on
+                # (no I/O) to wait for the hook's lock before this test's task runs again.
+                refused.set()
+                return await after_refusal(endpoints)
+
+            monkeypatch.setattr(hook, "_arefreshed_after_refusal", refusal_seen)
+            call = asyncio.create_task(hook.aget_interview(POSITION))
+            await refused.wait()
+            gate.set()
+            status: str = (await call)["status"]
+            await round_
+            await hook.aclose()
+            return status
+
+        assert asyncio.run(scenario()) == "active"
+        assert answered(sandbox) == [200, 401, 200]
+
     def test_callers_refreshing_together_share_one_read(
         self, sandbox: Any, jobmojito_conn: Any, reads: ConnectionReads
     ) -> None:
