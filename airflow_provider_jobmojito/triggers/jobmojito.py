@@ -690,6 +690,7 @@ class _Watermarks:
         self._log = log
         self._watched = watched
         self._saved: _Horizon | None = None
+        self._pending: _Horizon | None = None  # a firing poll's, stored at the next poll
         self._failing: set[str] = set()
 
     async def load(self) -> _Horizon | None:
@@ -723,19 +724,38 @@ class _Watermarks:
             )
         return horizon
 
-    async def save(self, memory: _Memory, date: float, margin: float, cap: int) -> None:
-        """Store the watermark of the poll that began at ``date``, unless the stored one still
-        accounts for every position remembered (an idle watch writes nothing)."""
-        if self._store is None or (self._saved is not None and memory.accounted_by(self._saved)):
+    async def save(self, memory: _Memory, date: float, margin: float, cap: int, *, fired: bool) -> None:
+        """Store the watermark of the poll that began at ``date``, unless the last one still
+        accounts for every position remembered (an idle watch writes nothing).
+
+        A poll that fired events has its watermark stored at the next poll, not now: the triggerer
+        sends the events it was given at its next sync, about a second later, while the store
+        writes at once; a watermark covering events still unsent would lose them if the triggerer
+        died in between. The next poll comes a poll interval later, and stores it (or a newer one);
+        a triggerer that dies before then fires those events again after its restart: at least
+        once, never lost.
+
+        :param fired: whether this poll fired events.
+        """
+        if self._store is None:
             return
-        watermark = memory.watermark(date, margin, cap)
+        latest = self._pending or self._saved
+        fresh = None
+        if latest is None or not memory.accounted_by(latest):
+            fresh = memory.watermark(date, margin, cap)
+        if fired:
+            due, self._pending = self._pending, fresh
+        else:
+            due, self._pending = fresh or self._pending, None
+        if due is None:
+            return
         try:
-            await self._store.aset(self._key, watermark.to_json())
+            await self._store.aset(self._key, due.to_json())
         except Exception as error:
             self._trouble("write", error)
             return
         self._failing.discard("write")
-        self._saved = watermark
+        self._saved = due
 
     def _trouble(self, what: str, error: Exception) -> None:
         if what not in self._failing:
@@ -804,11 +824,14 @@ if BaseEventTrigger is not None:
         * **Restarts.** On Airflow 3.3 the triggerer gives a watcher trigger its asset's state
           store: the watch keeps a watermark there (the API's time when its last poll began, less
           :attr:`WATERMARK_MARGIN` seconds, and the positions it listed since, at most
-          :attr:`WATERMARK_CAP`), written after a poll that saw something new. A restarted
-          triggerer resumes from it: what entered while it was down fires, once, and nothing
-          older ("neither floods nor loses"), except a position that was only edited while it was
-          down (the watermark does not hold every listed position, and the list cannot tell an
-          edit from an entry), which fires. The key names the connection, the statuses and a
+          :attr:`WATERMARK_CAP`), written after a poll that saw something new; after a poll that
+          fired, at the next poll (the triggerer sends events at its next sync, the store writes
+          at once: a watermark covering an unsent event would lose it). A restarted triggerer
+          resumes from it: what entered while it was down fires, once, and nothing older
+          ("neither floods nor loses"), except a position that was only edited while it was down
+          (the watermark does not hold every listed position, and the list cannot tell an edit
+          from an entry), which fires, and the entries of the last poll before it died, which
+          fire again (at least once, never lost). The key names the connection, the statuses and a
           digest of the trigger's arguments: two watches of one asset never share a watermark,
           and a watch whose arguments change starts anew. Without a store (Airflow 3.0 to 3.2, a
           trigger Airflow gave none, or a watch that serves several assets: identical watches of
@@ -938,7 +961,13 @@ if BaseEventTrigger is not None:
                             }
                         )
                     if listing.date is not None:
-                        await store.save(memory, listing.date, self.WATERMARK_MARGIN, self.WATERMARK_CAP)
+                        await store.save(
+                            memory,
+                            listing.date,
+                            self.WATERMARK_MARGIN,
+                            self.WATERMARK_CAP,
+                            fired=bool(entered),
+                        )
                 await self.sleep(wait)
 
         async def _horizon(self, store: _Watermarks, listing: _Listing, started: float) -> _Horizon:

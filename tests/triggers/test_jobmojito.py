@@ -978,6 +978,39 @@ class TestInterviewStateChangeTriggerRestarts:
         assert {api_time.sandbox.position(pid)["status"] for pid in (already, before)} == {"completed"}
         assert again.entered() == [while_down]
 
+    def test_a_triggerer_that_dies_before_the_poll_after_an_entry_fires_it_again_after_the_restart(
+        self, api_time: ApiTime
+    ) -> None:
+        # The triggerer sends the events a trigger gave it at its next sync, about a second later;
+        # the store writes at once. A watermark covering an entry must not be stored before that
+        # entry's event could be sent, or a triggerer dying in between loses it for good.
+        [enters] = api_time.seed(1)
+        api_time.clock.advance(60)
+        store = MemoryStore()
+        first, second = change_trigger(), change_trigger()
+        first.asset_state_store = second.asset_state_store = store
+
+        async def scenario() -> tuple[Watch, Watch, Any]:
+            up = Watch(first).start()
+            await up.polled()  # the baseline, stored at once: it fired nothing
+            baseline = json.loads(json.dumps(store.values))
+            up.pause()
+            api_time.sandbox.admin_set_status(enters, "completed")
+            await up.polled()  # the poll that fires the entry; the triggerer dies in its sleep
+            stored_then = json.loads(json.dumps(store.values))
+            await up.stop()
+            again = Watch(second).start()
+            await again.until(lambda: len(again.events) >= 1)
+            await again.polled(2)
+            await again.stop()
+            return up, again, (baseline, stored_then)
+
+        up, again, (baseline, stored_then) = asyncio.run(scenario())
+        assert up.entered() == [enters]
+        assert baseline  # the baseline poll fired nothing: its watermark was stored at once
+        assert stored_then == baseline  # nothing covering the entry was stored yet
+        assert again.entered() == [enters]  # at least once: sent again, never lost
+
     def test_without_a_store_a_restarted_watch_starts_anew(self, api_time: ApiTime) -> None:
         while_down, enters = api_time.seed(2)
         first, second = change_trigger(), change_trigger()
