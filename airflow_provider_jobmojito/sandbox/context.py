@@ -125,8 +125,9 @@ class SandboxContext:
         self.clock: Clock = clock if clock is not None else time.time
 
     def reset(self) -> None:
-        """Forget positions, logged requests, faults and sign-in counts, and refill the sign-in
-        buckets; credentials, the signing secret and the sign-in limit's settings stay."""
+        """Forget positions, logged requests, faults, sign-in counts and revoked sessions, and refill
+        the sign-in buckets; credentials, the signing secret and the sign-in limit's settings stay."""
+        self.tokens.forget_sessions()
         self.store.clear()
         self.log.clear()
         self.faults.clear()

@@ -158,9 +158,13 @@ class TokenAuthority:
         # check once; expiry is still checked on every request.
         self._verified: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        #: The sessions issued so far, by e-mail (lower case): what revoking a user's sessions ends.
-        self._sessions: dict[str, list[str]] = {}
-        self._revoked: set[str] = set()
+        #: The sessions issued and not yet expired, by e-mail (lower case), each with its ``exp``:
+        #: what revoking a user's sessions ends. Expired ones are dropped as others are issued, so
+        #: a long-running sandbox keeps only what a live token may still present.
+        self._sessions: dict[str, dict[str, int]] = {}
+        #: Revoked sessions, each with its ``exp`` (dropped once expired: the token is refused
+        #: as expired anyway).
+        self._revoked: dict[str, int] = {}
 
     def issue(self, email: str, lifetime: int | None = None) -> IssuedToken:
         """Mint a token for ``email``.
@@ -174,7 +178,13 @@ class TokenAuthority:
         user_id = user_id_for(email)
         session_id = str(uuid.uuid4())
         with self._lock:
-            self._sessions.setdefault(email.strip().lower(), []).append(session_id)
+            live = {
+                sid: exp
+                for sid, exp in self._sessions.get(email.strip().lower(), {}).items()
+                if exp > issued_at
+            }
+            live[session_id] = issued_at + seconds
+            self._sessions[email.strip().lower()] = live
         claims = {
             "iss": self.issuer,
             "sub": user_id,
@@ -229,8 +239,10 @@ class TokenAuthority:
         session_id = claims.get("session_id")
         if not isinstance(session_id, str):
             raise TokenError("invalid", "Invalid JWT: no session_id claim to revoke.")
+        now = time.time()
         with self._lock:
-            self._revoked.add(session_id)
+            self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
+            self._revoked[session_id] = int(claims["exp"]) if isinstance(claims.get("exp"), int) else int(now)
 
     def revoke_user(self, email: str) -> int:
         """Sign out every session this authority issued to ``email`` so far.
@@ -238,6 +250,13 @@ class TokenAuthority:
         :return: how many sessions that was (counting those already revoked).
         """
         with self._lock:
-            sessions = self._sessions.pop(email.strip().lower(), [])
+            sessions = self._sessions.pop(email.strip().lower(), {})
             self._revoked.update(sessions)
         return len(sessions)
+
+    def forget_sessions(self) -> None:
+        """Forget the sessions issued and revoked so far (a sandbox reset): tokens issued before
+        keep working until they expire, as after a restart with the same secret."""
+        with self._lock:
+            self._sessions.clear()
+            self._revoked.clear()

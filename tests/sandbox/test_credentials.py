@@ -132,3 +132,26 @@ def test_the_control_routes_of_credentials_are_not_in_the_request_log(
     requests.post(jobmojito_sandbox.url + PASSWORD, json={"password": "never logged"}, timeout=10)
     requests.post(jobmojito_sandbox.url + REVOKE, json={"email": DEFAULT_EMAIL}, timeout=10)
     assert jobmojito_sandbox.requests_log() == []
+
+
+def test_the_sessions_it_keeps_are_only_those_a_live_token_may_present() -> None:
+    from airflow_provider_jobmojito.sandbox.tokens import TokenAuthority
+
+    authority = TokenAuthority()
+    for _ in range(1000):  # a long-running sandbox signing in again and again
+        authority.revoke(authority.issue(DEFAULT_EMAIL, lifetime=0).access_token)
+    live = authority.issue(DEFAULT_EMAIL)
+
+    assert authority.revoke_user(DEFAULT_EMAIL) == 1  # the expired sessions were let go
+    with pytest.raises(TokenError, match="signed out"):
+        authority.verify(f"Bearer {live.access_token}")
+
+
+def test_a_reset_forgets_revocations_as_it_forgets_positions(jobmojito_sandbox: SandboxServer) -> None:
+    token = jobmojito_sandbox.issue_token()
+    jobmojito_sandbox.revoke_token(token)
+    assert listed(jobmojito_sandbox, token).status_code == 401
+
+    jobmojito_sandbox.reset()
+
+    assert listed(jobmojito_sandbox, token).status_code == 200
