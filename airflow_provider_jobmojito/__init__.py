@@ -8,7 +8,7 @@ from typing import Any
 from airflow_provider_jobmojito import connection, token_cache
 from airflow_provider_jobmojito.connection import DEFAULT_API_URL
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 #: Where the documentation (docs/) is published; pyproject.toml's Documentation URL says the same.
 DOCUMENTATION_URL = "https://airflow-provider-jobmojito.readthedocs.io/"
