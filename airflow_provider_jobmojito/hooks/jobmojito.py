@@ -296,16 +296,17 @@ class JobMojitoHook(BaseHook):
 
         :return: whether it had changed.
         """
-        return await self._arefresh(shared=lambda asked: self._async_read_done != asked[1])
+        return await self._arefresh(started_after_asking=False)
 
-    async def _arefresh(self, *, shared: Callable[[tuple[int, int]], bool]) -> bool:
-        """Read the connection again unless ``shared((reads started, last read done))``, as they
-        were when this caller asked, says a read made meanwhile serves it."""
-        asked = (self._async_read_starts, self._async_read_done)
+    async def _arefresh(self, *, started_after_asking: bool) -> bool:
+        """Read the connection again, unless a read made while this caller waited for the lock
+        serves it: any read that finished meanwhile, or with ``started_after_asking`` only one that
+        also started after this caller asked."""
+        starts, done = self._async_read_starts, self._async_read_done
         async with self._async_lock():
             if self._async_side is None:
                 return await self._aread_connection()
-            if shared(asked):
+            if self._async_read_done > starts if started_after_asking else self._async_read_done != done:
                 return False
             try:
                 changed = await self._aread_connection()
@@ -357,7 +358,7 @@ class JobMojitoHook(BaseHook):
         as it is now, or ``None`` when they are the same (the refusal stands)."""
         # Only a read that started after the refusal will do: one already under way may have
         # started before the rotation, and would give the refused credentials again.
-        await self._arefresh(shared=lambda asked: self._async_read_done > asked[0])
+        await self._arefresh(started_after_asking=True)
         assert self._async_side is not None  # built before the refused call
         endpoints = self._async_side[0]
         if endpoints is refused:
