@@ -38,7 +38,7 @@ from urllib.parse import urlencode
 from airflow_provider_jobmojito.answers import object_of
 from airflow_provider_jobmojito.exceptions import JobMojitoError
 from airflow_provider_jobmojito.retry import Failure, Retrying, Stop, failure_of_status
-from airflow_provider_jobmojito.wire import Answer, NoAnswer, Request
+from airflow_provider_jobmojito.wire import Answer, NoAnswer, Request, http_date
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -106,12 +106,19 @@ class Dated:
     """An answer's JSON object, with the time the API answered it by its own clock.
 
     :param body: the JSON object, as :meth:`Calls.call` returns it.
-    :param date: the answer's ``Date`` header in POSIX seconds (whole seconds: the API's time was
-        this or up to a second later), or ``None`` when the answer had none.
+    :param date_header: the answer's ``Date`` header as sent, or ``None`` when it had none; read
+        (:attr:`date`) only by a caller that asks, so that a plain :meth:`Calls.call` parses no
+        date.
     """
 
     body: dict[str, Any] = field(repr=False)
-    date: float | None
+    date_header: str | None
+
+    @property
+    def date(self) -> float | None:
+        """The ``Date`` header in POSIX seconds (whole seconds: the API's time was this or up to a
+        second later), or ``None`` when the answer had none, or not a date."""
+        return http_date(self.date_header)
 
 
 Step: TypeAlias = Send | Wait | Blocking | Secret | Exclusive | Emit
@@ -236,7 +243,7 @@ class Calls:
                 secrets=self.secrets(token),
                 server_error_hint=server_error_hint,
             )
-            return Dated(body, answer.date())
+            return Dated(body, answer.headers.get("Date"))
 
     def request(
         self,

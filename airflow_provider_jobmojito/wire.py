@@ -94,16 +94,24 @@ class Answer:
         HTTP dates are whole seconds (``Sun, 06 Dec 2026 06:08:07 GMT``): the server's time was
         this value or up to a second later. ``None`` when the header is missing or not a date.
         """
-        value = self.headers.get("Date")
-        if not isinstance(value, str):
-            return None
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if moment.tzinfo is None:  # "-0000": UTC, its source unknown
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        return http_date(self.headers.get("Date"))
+
+
+def http_date(value: object) -> float | None:
+    """An HTTP date (``Sun, 06 Dec 2026 06:08:07 GMT``) in POSIX seconds; ``None`` when ``value``
+    is not one.
+
+    :param value: a ``Date`` header's value, or ``None``.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, its source unknown
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 class NoAnswer(Exception):
