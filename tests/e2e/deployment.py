@@ -185,11 +185,11 @@ class Deployment:
     """The running deployment: where it lives, how to reach it, and what it must never log."""
 
     home: Path
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the connection's password, keys
     api_url: str
     sandbox_url: str
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)
     component_logs: Path
     output: Path = OUTPUT
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -201,8 +201,8 @@ class Deployment:
     components: dict[str, Component] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     #: Values that must appear in no log file: passwords, tokens, signing keys. Tests add to it.
-    secrets: set[str] = field(default_factory=set)
-    _token: str | None = None
+    secrets: set[str] = field(default_factory=set, repr=False)
+    _token: str | None = field(default=None, repr=False)
 
     # -- Airflow's REST API -----------------------------------------------------------------------
 
