@@ -21,7 +21,7 @@ from airflow_provider_jobmojito.operators.positions_as_code import (
     PositionsDriftOperator,
     ReconcilePositionsOperator,
 )
-from tests.conftest import dag_bag, logged_lines, run_inline_dag
+from tests.conftest import AIRFLOW_V3, dag_bag, logged_lines, run_inline_dag
 
 SET_STATE = "/functions/v1/job-interview-set-state"
 LIST = "/functions/v1/merchant-interview-list"
@@ -457,3 +457,40 @@ class TestInDagRuns:
         run_ = run_inline_dag(dag)
         ti = run_.get_task_instance("drift")
         assert (run_.state, ti.state, ti.try_number) == ("failed", "failed", 1)
+
+    def test_drift_as_an_asset_event_carries_the_differences(self, sandbox: Any) -> None:
+        from airflow.providers.common.compat.sdk import Asset
+        from airflow.utils.session import create_session
+
+        if AIRFLOW_V3:
+            from airflow.models.asset import AssetEvent as Event
+        else:  # Airflow 2 calls assets datasets
+            from airflow.models.dataset import DatasetEvent as Event
+
+        drifted = Asset("jobmojito://positions/drift")
+        with DAG("drift_event", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+            PositionsDriftOperator(
+                task_id="drift", desired={A1: "active", A2: "active"}, on_drift="event", outlets=[drifted]
+            )
+        if not AIRFLOW_V3:  # Airflow 2 records events only on datasets its database knows
+            dag.sync_to_db()
+        run_ = run_inline_dag(dag)
+        assert run_.state == "success"
+        with create_session() as session:
+            events = session.query(Event).filter(Event.source_run_id == run_.run_id).all()
+            assert [e.extra["drift"] for e in events] == [
+                [f"{A1} ([ats] Data Engineer): draft -> active (desired)"]
+            ]
+
+    def test_no_drift_skips_the_event_task(self, sandbox: Any) -> None:
+        from airflow.providers.common.compat.sdk import Asset
+
+        with DAG("no_drift_event", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+            PositionsDriftOperator(
+                task_id="drift",
+                desired={A2: "active"},
+                on_drift="event",
+                outlets=[Asset("jobmojito://positions/drift")],
+            )
+        run_ = run_inline_dag(dag)
+        assert run_.get_task_instance("drift").state == "skipped"
