@@ -44,7 +44,8 @@ class ReconcilePositionsOperator(BaseOperator):
     ``merchant-interview-list``, 1,000 a page, and plans the changes that take them to
     ``desired``. It logs the plan as a table (position, name, from, to, why) and returns it as
     JSON: ``changes``, ``unchanged`` (a count), ``skipped`` (with reasons), ``listed``,
-    ``managed``, ``scope`` and ``applied`` (the changes written). Unless ``dry_run``, it then
+    ``managed``, ``scope``, ``applied`` (the changes written) and ``table`` (the plan as a
+    Markdown table, for an approver). Unless ``dry_run``, it then
     writes only the changes, through the bulk path (bounded concurrency, the breaker, masking).
     A second run with nothing changed writes nothing.
 
@@ -177,7 +178,9 @@ class ReconcilePositionsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         the_plan = self.make_plan()
-        self.log.info("Plan%s:\n%s", " (dry run)" if self.plan_only else "", reconcile.render_table(the_plan))
+        # For a person (an approver's body: ``{{ ti.xcom_pull(task_ids='plan')['table'] }}``).
+        the_plan["table"] = reconcile.render_table(the_plan)
+        self.log.info("Plan%s:\n%s", " (dry run)" if self.plan_only else "", the_plan["table"])
         if problem := reconcile.guardrail_error(the_plan, self.max_changes):
             raise JobMojitoGuardrailError(f"{self._owner()}{problem}")
         the_plan["applied"] = 0
