@@ -266,12 +266,22 @@ def check_unmanaged(unmanaged: object, *, filter_text: object, managed_ids: obje
     """``unmanaged``, and a scope when it archives: a ``filter_text`` or ``managed_ids``."""
     if unmanaged not in UNMANAGED_POLICIES:
         raise ValueError(f"unmanaged must be one of {', '.join(UNMANAGED_POLICIES)}; got {unmanaged!r}.")
-    if unmanaged == "archive" and not filter_text and not managed_ids:
+    if unmanaged == "archive" and not filter_text and managed_ids is None:
         raise ValueError(
             'unmanaged="archive" needs a scope, so that it never archives what it does not own: give '
             "filter_text (positions whose name holds it) or managed_ids (an explicit list)."
         )
     return str(unmanaged)
+
+
+def check_not_empty_for_archive(desired: Mapping[str, Desired], unmanaged: str) -> None:
+    """An empty desired state with ``unmanaged="archive"`` would archive the whole scope: refused
+    (an export that came back empty looks like this)."""
+    if unmanaged == "archive" and not desired:
+        raise ValueError(
+            'desired is empty: with unmanaged="archive" that archives every position of the scope. '
+            "Name at least one position (an empty export is more likely a failed one)."
+        )
 
 
 def parse_managed_ids(value: object) -> frozenset[str] | None:
@@ -332,17 +342,8 @@ def plan(
         if position.status == to.value:
             unchanged += 1
             return
-        protected = {position.status, to.value} & PROTECTED_STATUSES
-        if refused := sorted(protected - allow_statuses):
-            verb = "leave" if position.status in refused else "enter"
-            skipped.append(
-                {
-                    "position_id": position.position_id,
-                    "name": position.name,
-                    "reason": f"would {verb} {refused[0]} ({position.status} -> {to.value}); "
-                    f"allow_statuses must name {refused[0]}",
-                }
-            )
+        if reason := protected_reason(position.status, to.value, allow_statuses):
+            skipped.append({"position_id": position.position_id, "name": position.name, "reason": reason})
             return
         change: dict[str, Any] = {
             "position_id": position.position_id,
@@ -384,6 +385,16 @@ def plan(
         "listed": len(live),
         "managed": managed,
     }
+
+
+def protected_reason(before: str, after: str, allowed: frozenset[str]) -> str | None:
+    """Why a change from ``before`` to ``after`` is not made (a protected status that ``allowed``
+    does not name), or ``None``."""
+    refused = sorted(({before, after} & PROTECTED_STATUSES) - allowed)
+    if not refused:
+        return None
+    verb = "leave" if before in refused else "enter"
+    return f"would {verb} {refused[0]} ({before} -> {after}); allow_statuses must name {refused[0]}"
 
 
 def guardrail_error(the_plan: Mapping[str, Any], max_changes: int | float | None) -> str | None:
@@ -437,9 +448,13 @@ def parse_plan(value: object, *, param: str = "approved_plan") -> dict[str, Any]
     return dict(value)
 
 
-def recheck(approved: Mapping[str, Any], live: Mapping[str, Live]) -> dict[str, Any]:
+def recheck(
+    approved: Mapping[str, Any], live: Mapping[str, Live], *, allow_statuses: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The approved plan against a fresh listing: a change is kept only when its position is
-    still listed with the ``updated_at`` the plan saw; others are reported, never overwritten.
+    still listed with the ``updated_at`` the plan saw, and neither leaves nor enters a protected
+    status that ``allow_statuses`` does not name (the apply's own opt-in: a plan is data, and may
+    have been edited); others are reported, never overwritten.
 
     :return: the approved plan with ``changes`` narrowed, ``skipped`` extended and ``unchanged``
         counting positions that already have their target.
@@ -460,6 +475,8 @@ def recheck(approved: Mapping[str, Any], live: Mapping[str, Live]) -> dict[str, 
         elif position.status == change["to"]:
             unchanged += 1
             continue
+        elif protected := protected_reason(position.status, change["to"], allow_statuses):
+            reason = protected
         else:
             kept.append(change)
             continue
@@ -518,6 +535,7 @@ __all__ = [
     "Live",
     "change_limit",
     "check_max_changes",
+    "check_not_empty_for_archive",
     "check_protected_targets",
     "check_unmanaged",
     "decode_rendered",
@@ -529,6 +547,7 @@ __all__ = [
     "parse_desired",
     "parse_plan",
     "plan",
+    "protected_reason",
     "recheck",
     "render_table",
     "state_changes",

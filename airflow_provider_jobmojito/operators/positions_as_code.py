@@ -164,6 +164,7 @@ class ReconcilePositionsOperator(BaseOperator):
                 else:
                     wanted = reconcile.parse_desired(self.desired)
                     reconcile.check_protected_targets(wanted, allowed)
+                    reconcile.check_not_empty_for_archive(wanted, self.unmanaged)
         except ValueError as exc:
             raise JobMojitoArgumentError(f"{owner}{exc}") from None
 
@@ -205,11 +206,13 @@ class ReconcilePositionsOperator(BaseOperator):
             if self.approved_plan is not None:
                 approved = reconcile.parse_plan(self.approved_plan)
                 scope = dict(approved.get("scope") or self._scope())
-                return {**reconcile.recheck(approved, self._list(scope)), "scope": scope}
+                rechecked = reconcile.recheck(approved, self._list(scope), allow_statuses=allowed)
+                return {**rechecked, "scope": scope}
             wanted = self._rendered_desired()
             reconcile.check_protected_targets(wanted, allowed)
             managed_ids = reconcile.parse_managed_ids(reconcile.decode_rendered(self.managed_ids))
             reconcile.check_unmanaged(self.unmanaged, filter_text=self.filter_text, managed_ids=managed_ids)
+            reconcile.check_not_empty_for_archive(wanted, self.unmanaged)
             scope = self._scope()
         except ValueError as exc:
             raise JobMojitoArgumentError(f"{self._owner()}{exc}") from None

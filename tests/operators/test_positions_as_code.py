@@ -224,6 +224,17 @@ class TestUnmanaged:
             run(operator)
         assert sandbox.requests_log() == []
 
+    def test_an_empty_desired_state_never_archives_the_scope(self, sandbox: Any) -> None:
+        with pytest.raises(JobMojitoArgumentError, match="desired is empty"):
+            ReconcilePositionsOperator(task_id="apply", desired={}, unmanaged="archive", filter_text="[ats]")
+        operator = ReconcilePositionsOperator(
+            task_id="apply", desired="{{ ti.xcom_pull('export') }}", unmanaged="archive", filter_text="[ats]"
+        )
+        operator.desired = "[]"  # an export that came back empty, as rendered
+        with pytest.raises(JobMojitoArgumentError, match="desired is empty"):
+            run(operator)
+        assert sandbox.requests_log() == []
+
 
 class TestProtectedStatuses:
     def test_a_desired_protected_status_needs_an_opt_in(self) -> None:
@@ -280,6 +291,15 @@ class TestApprovedPlan:
         sandbox.admin_set_status(A3, "draft")  # drift the plan did not see: not the apply's business
         run(ReconcilePositionsOperator(task_id="apply", approved_plan=the_plan))
         assert statuses(sandbox, A1, A3) == ["active", "draft"]
+
+    def test_an_edited_approved_plan_does_not_enter_a_protected_status(self, sandbox: Any) -> None:
+        the_plan = run(ReconcilePositionsOperator(task_id="plan", desired={A1: "active"}, dry_run=True))
+        the_plan["changes"][0]["to"] = "deleted"  # a plan is data: someone edited it
+        applied = run(ReconcilePositionsOperator(task_id="apply", approved_plan=the_plan))
+        assert [s["reason"] for s in applied["skipped"]] == [
+            "would enter deleted (draft -> deleted); allow_statuses must name deleted"
+        ]
+        assert calls(sandbox, SET_STATE) == []
 
     def test_a_malformed_approved_plan_fails_before_any_request(self, sandbox: Any) -> None:
         operator = ReconcilePositionsOperator(task_id="apply", approved_plan="{{ ti.xcom_pull('plan') }}")
