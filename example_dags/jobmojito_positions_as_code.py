@@ -1,8 +1,10 @@
 """Positions as code: the statuses in ``jobmojito_positions.yaml`` are the truth; plan, approve, apply.
 
 The spec file beside this DAG names each position this DAG owns and the status it should have.
-Every hour the ``plan`` task lists the positions (1,000 a page), plans the difference, logs it as
-a table and returns it (a dry run: nothing is written). On Airflow 3.1 and later a person
+Trigger the DAG when the spec changes (by hand, or from CI after a merge, through Airflow's REST
+API), or give it a schedule: ``max_active_runs=1`` keeps two plans from waiting for approval at
+once. The ``plan`` task lists the positions (1,000 a page), plans the difference, logs it as a
+table and returns it (a dry run: nothing is written). On Airflow 3.1 and later a person
 approves that plan in the UI's Required Actions (or through the REST API), reading it in the
 approval's body; ``apply`` then applies that plan, not a new one, leaving out any position
 changed since (its ``updated_at`` moved). Rejected, ``apply`` is skipped. Where there is no
@@ -26,7 +28,7 @@ except ImportError:  # Airflow 2.11 and 3.0, or a standard provider before 1.6: 
 
 with DAG(
     dag_id="jobmojito_positions_as_code",
-    schedule="@hourly",
+    schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
