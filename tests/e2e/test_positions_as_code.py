@@ -52,7 +52,7 @@ def test_the_approved_plan_is_applied_and_a_position_changed_since_is_not_overwr
         run = deployment.dag_run(DAG_ID, run_id)
         assert run["state"] in ("queued", "running"), deployment.describe_run(DAG_ID, run_id)
         tis = {ti["task_id"]: ti["state"] for ti in deployment.task_instances(DAG_ID, run_id)}
-        # Airflow 3.3 keeps a task waiting for a person in its own state; 3.1 and 3.2 defer it.
+        # The standard provider parks the task in awaiting_input on Airflow 3.3, defers it before.
         if tis.get("approve") not in ("awaiting_input", "deferred"):
             return None
         detail: dict[str, Any] = deployment.api("GET", hitl_path(run_id))
