@@ -74,8 +74,8 @@ class TestPlan:
     def test_change_limit(self, max_changes: int | float | None, limit: int | None) -> None:
         assert reconcile.change_limit(max_changes, 10) == limit
 
-    def test_planning_ten_thousand_positions_is_a_dict_walk(self) -> None:
-        # Not a timing test: a size check that the plan is linear (one pass, no nested scans).
+    def test_every_one_of_ten_thousand_positions_is_planned(self) -> None:
+        # Its CPU is measured in make bench (section 6), not here.
         ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(10_000)]
         rows = live(*((i, "draft", "t") for i in ids))
         desired = reconcile.parse_desired(dict.fromkeys(ids, "active"))
