@@ -37,7 +37,13 @@ def get_provider_info() -> dict[str, Any]:
                 # Airflow's convention for provider docs: /docs/<package>/<page>, here docs/<page>.
                 "how-to-guide": [
                     f"/docs/airflow-provider-jobmojito/{page}"
-                    for page in ("connection.md", "operators.md", "waiting.md", "bulk.md")
+                    for page in (
+                        "connection.md",
+                        "operators.md",
+                        "waiting.md",
+                        "bulk.md",
+                        "positions-as-code.md",
+                    )
                 ],
                 "tags": ["service"],
             }
@@ -51,7 +57,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "JobMojito",
-                "python-modules": ["airflow_provider_jobmojito.operators.jobmojito"],
+                "python-modules": [
+                    "airflow_provider_jobmojito.operators.jobmojito",
+                    "airflow_provider_jobmojito.operators.positions_as_code",
+                ],
             }
         ],
         "sensors": [

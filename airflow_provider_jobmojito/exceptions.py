@@ -122,6 +122,16 @@ class JobMojitoWaitError(JobMojitoError, AirflowFailException):
     """
 
 
+class JobMojitoGuardrailError(JobMojitoError, AirflowFailException):
+    """A reconcile planned more changes than its ``max_changes`` allows; nothing was written.
+    Not retried: the same desired state plans the same changes."""
+
+
+class JobMojitoDriftError(JobMojitoError, AirflowFailException):
+    """The live positions differ from the desired state (a drift check); the message lists the
+    differences. Not retried: the drift stays until someone reconciles it."""
+
+
 class JobMojitoBulkError(JobMojitoError):
     """Some positions of a bulk state change failed; every position was attempted.
 
@@ -208,7 +218,9 @@ __all__ = [
     "JobMojitoBulkError",
     "JobMojitoClientError",
     "JobMojitoConfigError",
+    "JobMojitoDriftError",
     "JobMojitoError",
+    "JobMojitoGuardrailError",
     "JobMojitoNotFoundError",
     "JobMojitoPermanentBulkError",
     "JobMojitoServerError",

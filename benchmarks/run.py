@@ -804,6 +804,9 @@ def main(argv: list[str] | None = None) -> None:
         "--embed-only", action="store_true", help="only the bulk embedding benchmark (runs on Airflow 2.11)"
     )
     parser.add_argument("--positions", type=int, default=1000, help="positions per bulk call (default 1000)")
+    parser.add_argument(
+        "--reconcile-only", action="store_true", help="only the positions-as-code benchmark (section 6)"
+    )
     args = parser.parse_args(argv)
     os.environ.update(airflow_env())
     if args.rss_probe:
@@ -814,6 +817,15 @@ def main(argv: list[str] | None = None) -> None:
     else:
         settings = Settings(calls=1000, rounds=7, bulk_rounds=3, parse_runs=7, positions=args.positions)
     header = machine()
+    if args.reconcile_only:
+        quiet_logs()
+        started = time.monotonic()
+        print_reconcile(rounds=2 if args.quick else 3)
+        print("\n".join(header))
+        print(
+            f"ran in {time.monotonic() - started:.0f} s; reproduce: python -m benchmarks.run --reconcile-only"
+        )
+        return
     if args.embed_only:
         quiet_logs()
         started = time.monotonic()
@@ -830,6 +842,18 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(render(rows)))
     print()
     print("\n".join(header + notes(settings, measured)))
+    print_reconcile(rounds=2 if args.quick else 3)
+
+
+def print_reconcile(rounds: int) -> None:
+    """Section 6, positions as code (:mod:`benchmarks.reconcile`), as a table of its own."""
+    from benchmarks.reconcile import measure_reconcile, reconcile_rows
+
+    print("...positions as code: 10,000 positions...", file=sys.stderr, flush=True)
+    figures = measure_reconcile(rounds=rounds)
+    print()
+    print("\n".join(render(reconcile_rows(figures))))
+    print()
 
 
 if __name__ == "__main__":

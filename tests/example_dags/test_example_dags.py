@@ -43,6 +43,7 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
         "jobmojito_archive_closed_positions",
         "jobmojito_careers_page_embed",
         "jobmojito_hiring_closed",
+        "jobmojito_positions_as_code",
     ]
     if AIRFLOW_V3:  # AssetWatcher
         expected.insert(2, "jobmojito_archive_when_completed")
@@ -213,3 +214,37 @@ class TestArchiveWhenCompleted:
         run = dag.test(run_conf={"position_ids": [P1, P2.upper()]})
         assert run.state == "success"
         assert [sandbox.position(p)["status"] for p in (P1, P2)] == ["archived", "archived"]
+
+
+class TestPositionsAsCode:
+    @staticmethod
+    def run(dag: Any) -> Any:
+        # Nobody can click in a test: the approval step (Airflow 3.1+) is marked approved.
+        if "approve" in dag.task_ids:
+            return dag.test(mark_success_pattern="^approve$")
+        return dag.test()
+
+    def test_plans_the_spec_file_then_applies_the_plan(self, sandbox: Any) -> None:
+        dag = load_example_dag("jobmojito_positions_as_code", "jobmojito_positions_as_code")
+        run = self.run(dag)
+        assert run.state == "success"
+        # As jobmojito_positions.yaml says: P1 active, P2 archived, P3 active and embedded.
+        assert [sandbox.position(p)["status"] for p in (P1, P2, P3)] == ["active", "archived", "active"]
+        assert sandbox.position(P3)["embed_id"] is not None
+        calls = [r["json"] for r in sandbox.requests_log() if r["path"].endswith("set-state")]
+        assert sorted(c["position_id"] for c in calls) == sorted([P1, P2])  # P3 was active already
+        plan = run.get_task_instance("plan").xcom_pull(task_ids="plan")
+        assert (len(plan["changes"]), plan["applied"], plan["unchanged"]) == (2, 0, 1)
+        assert "| position | name | from | to | why |" in plan["table"]
+        if AIRFLOW_V3 and "approve" in dag.task_ids:
+            assert dag.task_dict["approve"].upstream_task_ids == {"plan"}
+            assert dag.task_dict["apply"].upstream_task_ids == {"approve"}
+
+    def test_a_second_run_writes_nothing(self, sandbox: Any) -> None:
+        dag = load_example_dag("jobmojito_positions_as_code", "jobmojito_positions_as_code")
+        assert self.run(dag).state == "success"
+        sandbox.clear_requests()
+        run = self.run(dag)
+        assert run.state == "success"
+        assert [r for r in sandbox.requests_log() if r["path"].endswith("set-state")] == []
+        assert run.get_task_instance("apply").xcom_pull(task_ids="apply")["applied"] == 0

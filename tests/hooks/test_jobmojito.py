@@ -442,7 +442,7 @@ def test_every_error_the_package_raises_is_a_jobmojito_error_with_one_import_pat
     from airflow_provider_jobmojito import exceptions
 
     classes = [getattr(exceptions, name) for name in exceptions.__all__ if name != "first_of"]
-    assert len(classes) == 13
+    assert len(classes) == 15
     for error in classes:
         assert issubclass(error, JobMojitoError)
         assert error.__module__ == "airflow_provider_jobmojito.exceptions"
