@@ -87,7 +87,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run
 
 # Packaging (scripts/check_dist.py): build the sdist and the wheel into dist/, check them with
-# `twine check --strict`, check the wheel's content (the package and py.typed, nothing of tests/,
+# `twine check --strict`, render the README as PyPI does, rate the packaging with pyroma (10/10 or
+# a failure), check the wheel's content (the package and py.typed, nothing of tests/,
 # benchmarks/, example_dags/ or scripts/), and check that the wheel built from the sdist equals one
 # built from the tree. The build tools live in .venv-dist.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' airflow_provider_jobmojito/__init__.py)
@@ -97,10 +98,11 @@ DIST_SOURCES := pyproject.toml MANIFEST.in README.md CHANGELOG.md LICENSE script
 
 .PHONY: dist
 
-.venv-dist/.installed:
+# readme_renderer's md extra: without it twine check passes a Markdown README it never rendered.
+.venv-dist/.installed: Makefile
 	$(PYTHON) -m venv .venv-dist
 	.venv-dist/bin/pip install --quiet --upgrade pip
-	.venv-dist/bin/pip install --quiet build twine
+	.venv-dist/bin/pip install --quiet build twine "readme_renderer[md]" "pyroma>=5"
 	touch $@
 
 dist: .venv-dist/.installed
