@@ -44,6 +44,9 @@ def get_provider_info() -> dict[str, Any]:
                     for page in ("connection.md", "operators.md", "waiting.md", "bulk.md")
                 ],
                 "tags": ["service"],
+                # Airflow's convention for provider logos: /docs/integration-logos/<file>, here in
+                # docs/integration-logos/.
+                "logo": "/docs/integration-logos/JobMojito.svg",
             }
         ],
         "hooks": [
