@@ -9,16 +9,18 @@ fixtures, when a test asks for one (tests/sandbox/test_pytest_plugin.py checks i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from .server import SandboxServer
 
-    SandboxFactory = Callable[..., SandboxServer]
+#: What ``jobmojito_sandbox_factory`` gives: a forward reference, so that nothing imports the server.
+SandboxFactory = Callable[..., "SandboxServer"]
 
 
 @pytest.fixture
