@@ -40,7 +40,7 @@ def _run(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProces
     )
 
 
-def test_importing_the_plugin_imports_nothing_but_pytest_and_its_own_packages() -> None:
+def test_importing_the_plugin_imports_nothing_but_pytest_and_its_own_packages(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -50,7 +50,7 @@ def test_importing_the_plugin_imports_nothing_but_pytest_and_its_own_packages() 
         print(json.dumps(sorted(set(sys.modules) - before)))
         """
     )
-    result = _run("-c", script)
+    result = _run("-c", script, cwd=tmp_path)  # not a checkout, which `-c` would put first on sys.path
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout)
     # Not the sandbox's server, nor Airflow, the hooks, requests or pendulum: only the packages the
