@@ -1,5 +1,7 @@
 # Two commands get a newcomer running: `make demo` and `make test`.
 # Each creates its own virtualenv (.venv) the first time.
+# The developers' tools are pyproject.toml's dependency groups (test, e2e, celery), not extras:
+# `pip install --group` needs pip 25.1 or later, so every virtualenv upgrades pip first.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -12,7 +14,7 @@ PYTEST_STRICT := -W error::DeprecationWarning -W error::FutureWarning
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e . --group test
 	touch $@
 
 lint: $(BIN)/.installed
@@ -50,12 +52,12 @@ docs: $(BIN)/.installed-docs
 
 # The end-to-end tests (tests/e2e): a real Airflow deployment (API server, scheduler with the
 # LocalExecutor, DAG processor) running the example DAGs against the sandbox, and the connection
-# form in headless Chromium. Installs selenium (the e2e extra) and Debian's chromium and
+# form in headless Chromium. Installs selenium (the e2e dependency group) and Debian's chromium and
 # chromium-driver first. `make test` skips these tests.
 .PHONY: test-e2e
 
 $(BIN)/.installed-e2e: $(BIN)/.installed
-	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,e2e]"
+	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e . --group test --group e2e
 	touch $@
 
 test-e2e: $(BIN)/.installed-e2e
@@ -65,12 +67,12 @@ test-e2e: $(BIN)/.installed-e2e
 # The distributed end-to-end tests (tests/e2e/test_celery.py): the CeleryExecutor with two workers,
 # a triggerer, PostgreSQL as metadata database and result backend, Redis as broker, all on this
 # machine: the example DAGs, 200 positions mapped and in bulk, a worker killed mid-run. Installs the
-# celery extra and Debian's postgresql and redis-server first. Neither `make test` nor
+# celery dependency group and Debian's postgresql and redis-server first. Neither `make test` nor
 # `make test-e2e` runs these tests. Figures and logs go to .test_output/e2e-celery.
 .PHONY: test-e2e-celery
 
 $(BIN)/.installed-e2e-celery: $(BIN)/.installed
-	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,celery]"
+	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e . --group test --group celery
 	touch $@
 
 test-e2e-celery: $(BIN)/.installed-e2e-celery
@@ -85,7 +87,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run
 
 # Packaging (scripts/check_dist.py): build the sdist and the wheel into dist/, check them with
-# `twine check --strict`, check the wheel's content (the package and py.typed, nothing of tests/,
+# `twine check --strict`, render the README as PyPI does, rate the packaging with pyroma (10/10 or
+# a failure), check the wheel's content (the package and py.typed, nothing of tests/,
 # benchmarks/, example_dags/ or scripts/), and check that the wheel built from the sdist equals one
 # built from the tree. The build tools live in .venv-dist.
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' airflow_provider_jobmojito/__init__.py)
@@ -95,10 +98,11 @@ DIST_SOURCES := pyproject.toml MANIFEST.in README.md CHANGELOG.md LICENSE script
 
 .PHONY: dist
 
-.venv-dist/.installed:
+# readme_renderer's md extra: without it twine check passes a Markdown README it never rendered.
+.venv-dist/.installed: Makefile
 	$(PYTHON) -m venv .venv-dist
 	.venv-dist/bin/pip install --quiet --upgrade pip
-	.venv-dist/bin/pip install --quiet build twine
+	.venv-dist/bin/pip install --quiet build twine "readme_renderer[md]" "pyroma>=5"
 	touch $@
 
 dist: .venv-dist/.installed
@@ -110,8 +114,9 @@ $(WHEEL): $(DIST_SOURCES) | .venv-dist/.installed
 # The (Python, Airflow) matrix: the suite run against the installed wheel (scripts/test_installed.py,
 # from a copy of tests/ and example_dags/ so that this checkout cannot shadow the wheel), each pair
 # in a virtualenv of its own (.venv-py3.12-af3.3) with Airflow at the line's newest patch release,
-# the wheel with its test extra (not `pip install -e`), and no tests/e2e (`make test-e2e`). Lint does
-# not depend on the pair: `make lint` runs it once. Each pair's install takes one to two minutes.
+# the wheel and the test dependency group (not `pip install -e`), and no tests/e2e (`make test-e2e`).
+# Lint does not depend on the pair: `make lint` runs it once. Each pair's install takes one to two
+# minutes.
 #   make test-matrix                                        # every pair, then one line per pair
 #   make test-matrix MATRIX="py3.12-af3.3 py3.12-af2.11"    # what .ci/run runs
 #   make test-py3.12-af2.11                                 # one pair
@@ -198,7 +203,7 @@ define MATRIX_PAIR_RULES
 
 .venv-py$(1)-af$(2)/.wheel: .venv-py$(1)-af$(2)/.installed $$(WHEEL)
 	.venv-py$(1)-af$(2)/bin/pip install --quiet "apache-airflow==$$(AIRFLOW_PIN_$(2))" $$(AIRFLOW_PINS_$(2)) \
-		"$$(WHEEL)[test]"
+		"$$(WHEEL)" --group test
 	.venv-py$(1)-af$(2)/bin/pip install --quiet --no-deps --force-reinstall "$$(WHEEL)"
 	touch $$@
 
@@ -224,7 +229,7 @@ clean-matrix:
 	rm -rf .venv-py3.* .venv-lowest .venv-dist dist
 
 # The lowest versions the requirements allow: the suite against the wheel, as for a pair of the
-# matrix, on the lowest Python (3.11), with every requirement of pyproject.toml (the test extra's
+# matrix, on the lowest Python (3.11), with every requirement of pyproject.toml (the test group's
 # too) at its lower bound (uv's --resolution lowest-direct: Airflow 2.11.0, common-compat 1.22.0,
 # requests 2.31, ...), what those need at its newest, and the 2.11 line's pins as constraints.
 # JOBMOJITO_LOWEST=1 makes tests/test_dependencies.py check that each bound is what got installed.
@@ -236,7 +241,7 @@ clean-matrix:
 	.venv-lowest/bin/pip install --quiet uv
 	printf '%s\n' $(AIRFLOW_PINS_2.11) > .venv-lowest/constraints.txt
 	.venv-lowest/bin/uv pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct \
-		-r pyproject.toml --extra test --constraint .venv-lowest/constraints.txt
+		-r pyproject.toml --group test --constraint .venv-lowest/constraints.txt
 	touch $@
 
 .venv-lowest/.wheel: .venv-lowest/.installed $(WHEEL)

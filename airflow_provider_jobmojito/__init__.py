@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_jobmojito import connection, token_cache
-from airflow_provider_jobmojito.connection import DEFAULT_API_URL
+if TYPE_CHECKING:
+    from airflow_provider_jobmojito.connection import DEFAULT_API_URL
 
 __version__ = "1.2.0"
 
@@ -25,6 +25,10 @@ def get_provider_info() -> dict[str, Any]:
     Both are derived from the one declaration of the extras in
     :mod:`airflow_provider_jobmojito.connection`.
     """
+    # Imported here, not with the package: pytest imports the package in every session for the
+    # sandbox's plugin, and token_cache brings pendulum (see sandbox/pytest_plugin.py).
+    from airflow_provider_jobmojito import connection, token_cache
+
     return {
         "package-name": "airflow-provider-jobmojito",
         "name": "JobMojito",
@@ -46,6 +50,9 @@ def get_provider_info() -> dict[str, Any]:
                     )
                 ],
                 "tags": ["service"],
+                # Airflow's convention for provider logos: /docs/integration-logos/<file>, here in
+                # docs/integration-logos/.
+                "logo": "/docs/integration-logos/JobMojito.svg",
             }
         ],
         "hooks": [
@@ -88,3 +95,12 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "config": {"jobmojito": copy.deepcopy(token_cache.CONFIG_SECTION)},
     }
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_API_URL, on first use (PEP 562): see get_provider_info for why not at import.
+    if name == "DEFAULT_API_URL":
+        from airflow_provider_jobmojito.connection import DEFAULT_API_URL
+
+        return DEFAULT_API_URL
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

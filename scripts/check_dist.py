@@ -1,15 +1,20 @@
 """Build the sdist and the wheel into dist/ and check what a user would install.
 
-Usage: python scripts/check_dist.py   (`make dist`; needs the build and twine packages)
+Usage: python scripts/check_dist.py   (`make dist`; needs build, twine, pyroma and readme_renderer[md])
 
 1. ``python -m build`` builds the sdist, then the wheel from that sdist (what PyPI users get);
    ``python -m build --wheel`` builds a second wheel straight from the source tree.
-2. ``twine check --strict`` passes for the sdist and the wheel (metadata, README rendering).
-3. The wheel holds every module of the package and ``py.typed``, its metadata declares this
-   version, Python >= 3.11 and both entry points (Airflow's provider info, the sandbox's pytest
+2. ``twine check --strict`` passes for the sdist and the wheel (metadata, README rendering). twine
+   renders Markdown only with readme_renderer's ``md`` extra installed, and passes without it: so
+   the README is also rendered here, with that renderer, as PyPI renders it, and every link and
+   image in it must be absolute (a relative one is broken on the package index).
+3. pyroma rates the sdist's packaging 10/10 (``--min 10``).
+4. The wheel holds every module of the package and ``py.typed``, its metadata declares this
+   version, Python >= 3.11, POSIX (the token cache's file locks), no extras (the developers' tools
+   are dependency groups) and both entry points (Airflow's provider info, the sandbox's pytest
    plugin), and nothing of tests/, benchmarks/, example_dags/ or scripts/.
-4. The sdist holds the package, README, CHANGELOG, LICENSE and pyproject.toml, and no tests.
-5. Both wheels hold the same files with the same content (sha256 of each file but RECORD), and
+5. The sdist holds the package, README, CHANGELOG, LICENSE and pyproject.toml, and no tests.
+6. Both wheels hold the same files with the same content (sha256 of each file but RECORD), and
    each wheel's RECORD agrees with its files.
 
 Prints one line per check; exits 1 with the failures listed if any check fails.
@@ -27,8 +32,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import warnings
 import zipfile
 from email.parser import Parser
+from html.parser import HTMLParser
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +108,10 @@ def check_wheel(wheel: Path, problems: list[str]) -> None:
         problems.append(f"wheel's Requires-Python is {metadata['Requires-Python']}")
     if f"{dist_info}/licenses/LICENSE" not in names:
         problems.append("wheel lacks the LICENSE")
+    if "Operating System :: POSIX" not in (metadata.get_all("Classifier") or []):
+        problems.append("wheel's classifiers lack 'Operating System :: POSIX' (the token cache needs fcntl)")
+    if extras := metadata.get_all("Provides-Extra"):
+        problems.append(f"wheel provides extras {extras}: developers' tools belong in [dependency-groups]")
     for entry_point in (
         f"provider_info = {PACKAGE}:get_provider_info",
         f"jobmojito_sandbox = {PACKAGE}.sandbox.pytest_plugin",
@@ -120,6 +131,55 @@ def check_sdist(sdist: Path, problems: list[str]) -> None:
     excluded = sorted(n for n in names if n.split("/")[0] in EXCLUDED_DIRS)
     if excluded:
         problems.append(f"sdist holds {excluded}")
+
+
+class _Links(HTMLParser):
+    """The targets of a rendered page's links and images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        wanted = {"a": "href", "img": "src"}.get(tag)
+        self.targets.extend(value for name, value in attrs if name == wanted and value is not None)
+
+
+def check_readme(sdist: Path, problems: list[str]) -> None:
+    """Render the README from the sdist's metadata as PyPI does (GitHub-flavoured Markdown) and
+    check that it renders and that its links and images are absolute."""
+    with tarfile.open(sdist) as archive:
+        member = archive.extractfile(f"{PACKAGE}-{version()}/PKG-INFO")
+        assert member is not None
+        metadata = Parser().parsestr(member.read().decode())
+    if metadata["Description-Content-Type"] != "text/markdown":
+        problems.append(f"README's content type is {metadata['Description-Content-Type']}, not text/markdown")
+        return
+    with warnings.catch_warnings():
+        # Without its md extra, readme_renderer only warns, and twine check passes unrendered.
+        warnings.simplefilter("error")
+        from readme_renderer.markdown import render
+
+        html = render(metadata.get_payload())
+    if not html:
+        problems.append("the README does not render as Markdown")
+        return
+    links = _Links()
+    links.feed(html)
+    relative = [t for t in links.targets if not t.startswith(("https://", "http://", "mailto:", "#"))]
+    if relative:
+        problems.append(f"the README links relative paths, broken on the package index: {relative}")
+
+
+def check_rating(sdist: Path, problems: list[str]) -> None:
+    """pyroma's rating of the packaging (metadata, classifiers, README): 10/10 or a failure."""
+    pyroma = [sys.executable, "-m", "pyroma", "--min", "10", str(sdist)]
+    result = subprocess.run(pyroma, capture_output=True, text=True, check=False)
+    rating = next((line for line in result.stdout.splitlines() if line.startswith("Final rating")), "")
+    print(f"check_dist: pyroma: {rating or 'no rating'}")
+    if result.returncode:
+        print(result.stdout[-3000:] + result.stderr[-2000:])
+        problems.append(f"pyroma rates the packaging below 10/10: {rating or 'no rating'}")
 
 
 def clean_tree() -> None:
@@ -142,6 +202,8 @@ def main() -> int:
         twine = [sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(wheel)]
         if subprocess.run(twine, check=False).returncode:
             problems.append("twine check --strict failed")
+        check_readme(sdist, problems)
+        check_rating(sdist, problems)
         check_wheel(wheel, problems)
         check_sdist(sdist, problems)
         from_sdist, from_tree = contents(wheel, problems), contents(tree_wheel, problems)
@@ -155,6 +217,7 @@ def main() -> int:
     if problems:
         return 1
     print(f"check_dist: {sdist.name} and {wheel.name} pass twine check --strict")
+    print("check_dist: the README renders as Markdown, with absolute links only; pyroma rates it 10/10")
     print(f"check_dist: the wheel holds the package ({files} files with py.typed), no tests/scripts/examples")
     print("check_dist: the wheels built from the sdist and from the tree hold the same files and hashes")
     return 0

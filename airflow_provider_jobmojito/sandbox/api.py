@@ -24,9 +24,13 @@ if TYPE_CHECKING:
     from .context import Route, SandboxContext
 
 _SET_STATE_KEYS = frozenset({"position_id", "status", "is_embedded"})
+#: The largest integer parameter: PostgreSQL's ``bigint``, which ``LIMIT`` and ``OFFSET`` take behind
+#: the real API. ``offset`` has no other upper bound, so its message names this one.
+MAX_INT_PARAM = 2**63 - 1
 #: ASCII digits only (``\d`` also matches other scripts' digits, which ``int`` accepts), and few
-#: enough that ``int`` never meets its digit limit: anything longer is out of range anyway.
-_INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
+#: enough that ``int`` never meets its digit limit: 19 digits hold :data:`MAX_INT_PARAM`, anything
+#: longer is out of range.
+_INT_RE = re.compile(r"[+-]?[0-9]{1,19}")
 
 #: ``JobInterviewGetResponse`` fields the sandbox has no data for; the contract requires them,
 #: so they are present and null (or empty), as for a freshly created interview.
@@ -168,14 +172,13 @@ def get_position(app: SandboxContext, request: Request) -> Response:
     return json_response(200, payload)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(request: Request, name: str, default: int, low: int, high: int = MAX_INT_PARAM) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
     value = int(raw) if _INT_RE.fullmatch(raw) else None
-    if value is None or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"of at least {low}"
-        raise ValidationError(name, f"Must be an integer {bounds}.")
+    if value is None or not low <= value <= high:
+        raise ValidationError(name, f"Must be an integer between {low} and {high}.")
     return value
 
 
@@ -213,7 +216,7 @@ def list_positions(app: SandboxContext, request: Request) -> Response:
         _choice_param(request, "show_public", ("true", "false"))
         _choice_param(request, "show_demo", ("true", "false"))
         limit = _int_param(request, "limit", 50, 1, 1000)
-        offset = _int_param(request, "offset", 0, 0, None)
+        offset = _int_param(request, "offset", 0, 0)
         merchant_id = request.query.get("merchant_id")
         if merchant_id is not None:
             merchant_id = canonical_uuid(merchant_id, "merchant_id")

@@ -1,18 +1,26 @@
 """pytest fixtures for the JobMojito sandbox (registered as the ``jobmojito_sandbox`` plugin).
 
 Every fixture starts its own server on a free loopback port, so tests never share state.
+
+pytest loads this module in every session of an environment where the provider is installed, used
+or not: so it imports nothing but pytest at import, and the sandbox's server only inside the
+fixtures, when a test asks for one (tests/sandbox/test_pytest_plugin.py checks it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .server import SandboxServer
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
-SandboxFactory = Callable[..., SandboxServer]
+    from .server import SandboxServer
+
+#: What ``jobmojito_sandbox_factory`` gives: a forward reference, so that nothing imports the server.
+SandboxFactory = Callable[..., "SandboxServer"]
 
 
 @pytest.fixture
@@ -22,6 +30,8 @@ def jobmojito_sandbox() -> Iterator[SandboxServer]:
     Starting one costs about a millisecond, so isolation comes from a new server per test rather
     than from resetting a shared one.
     """
+    from .server import SandboxServer
+
     with SandboxServer() as server:
         yield server
 
@@ -32,6 +42,8 @@ def jobmojito_sandbox_factory() -> Iterator[SandboxFactory]:
 
     Takes :class:`SandboxServer`'s keyword arguments; every server started is stopped after the test.
     """
+    from .server import SandboxServer
+
     servers: list[SandboxServer] = []
 
     def start(**kwargs: Any) -> SandboxServer:

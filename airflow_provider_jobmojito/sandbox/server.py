@@ -20,6 +20,7 @@ from .tokens import TokenAuthority
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
     from types import TracebackType
 
     from .state import Clock
@@ -72,6 +73,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # Any other method (TRACE, CONNECT, QUERY, ...): the base class looks for do_<METHOD> and
+        # answers 501 without one. Routing it answers as for PUT on a GET route: 401 without a
+        # token on an API route, 404 for an unknown path, otherwise 405 with the route's Allow.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

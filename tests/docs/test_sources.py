@@ -21,6 +21,8 @@ EXAMPLE_DAGS = REPO / "example_dags"
 TESTS = REPO / "tests"
 #: Where the how-to-guide paths of the provider info point (the convention of Airflow's providers).
 HOW_TO_PREFIX = "/docs/airflow-provider-jobmojito/"
+#: Where the logo path of the provider info points (the same convention).
+LOGO_PREFIX = "/docs/integration-logos/"
 
 
 def _example_dags_the_suite_runs() -> set[str]:
@@ -105,6 +107,19 @@ def test_every_how_to_guide_of_the_provider_info_is_a_page() -> None:
     for guide in guides:
         assert guide.startswith(HOW_TO_PREFIX), guide
         assert (DOCS / guide.removeprefix(HOW_TO_PREFIX)).is_file(), f"{guide} names no page of docs/"
+
+
+def test_the_integration_logo_of_the_provider_info_is_an_svg_in_docs() -> None:
+    from xml.etree import ElementTree
+
+    (integration,) = get_provider_info()["integrations"]
+    logo = integration["logo"]
+    # Where Airflow's own providers keep theirs: /docs/integration-logos/ of the provider's docs.
+    assert logo.startswith(LOGO_PREFIX), logo
+    path = DOCS / "integration-logos" / logo.removeprefix(LOGO_PREFIX)
+    assert path.is_file(), f"{logo} names no file of docs/integration-logos/"
+    root = ElementTree.parse(path).getroot()  # noqa: S314 (our own file)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
 
 
 def test_the_package_index_and_airflow_name_the_same_documentation_url() -> None:

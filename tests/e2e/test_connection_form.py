@@ -54,7 +54,7 @@ def browser() -> Iterator[Any]:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.fail("selenium is missing: `make test-e2e` installs it (pip install -e '.[e2e]')")
+        pytest.fail("selenium is missing: `make test-e2e` installs it (pip install --group e2e)")
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("chromium or chromium-driver is missing: run scripts/install_e2e_deps.sh")
 

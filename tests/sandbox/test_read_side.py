@@ -239,7 +239,10 @@ def test_list_limit_is_1_to_1000(client: Client, limit: str, status: int) -> Non
 
 
 def test_list_offset_below_zero_is_422(client: Client) -> None:
-    assert client.list(offset=-1).json() == {"error": "Must be an integer of at least 0.", "name": "offset"}
+    assert client.list(offset=-1).json() == {
+        "error": "Must be an integer between 0 and 9223372036854775807.",
+        "name": "offset",
+    }
 
 
 def test_every_answer_is_dated_by_the_sandbox_clock(client: Client, clock: ManualClock) -> None:

@@ -163,3 +163,51 @@ def test_a_sandbox_bug_is_answered_500_not_dropped(
     status, _, body = _request(seeded, "GET", LIST)
     assert (status, body) == (500, {"error": "Internal sandbox error."})
     assert "RuntimeError: a bug" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "CONNECT", "PROPFIND", "BREW"])
+def test_a_method_no_route_takes_is_405_with_the_routes_allow_header(
+    seeded: SandboxServer, method: str
+) -> None:
+    """As for PUT on a GET route: the method is known to HTTP or not, the answer is the route's."""
+    headers = {"Authorization": f"Bearer {seeded.issue_token()}"}
+    for path, allowed in ((LIST, "GET"), (SET_STATE, "POST"), ("/_sandbox/positions", "GET, POST")):
+        status, response_headers, body = _request(seeded, method, path, headers=headers)
+        assert (status, response_headers["Allow"], body) == (405, allowed, {"error": "Method not allowed"})
+    status, _, body = _request(seeded, method, "/nowhere", headers=headers)
+    assert (status, body) == (404, {"error": "Not found"})
+
+
+def test_a_method_no_route_takes_is_still_401_first_without_a_token(seeded: SandboxServer) -> None:
+    status, response_headers, _ = _request(seeded, "TRACE", LIST)
+    assert status == 401
+    assert "invalid_token" in response_headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        pytest.param("limit=1000000000000000000", 422, "between 1 and 1000", id="limit-10**18"),
+        pytest.param("offset=1000000000000000000", 200, None, id="offset-10**18"),
+        pytest.param("offset=9223372036854775807", 200, None, id="offset-bigint-max"),
+        pytest.param(
+            "offset=9223372036854775808", 422, "between 0 and 9223372036854775807", id="offset-over-bigint"
+        ),
+        pytest.param(
+            "offset=10000000000000000000", 422, "between 0 and 9223372036854775807", id="offset-20-digits"
+        ),
+    ],
+)
+def test_an_integer_parameter_of_10_to_the_18_and_up_is_judged_by_its_real_bounds(
+    seeded: SandboxServer, query: str, status: int, message: str | None
+) -> None:
+    """An offset is only bounded by PostgreSQL's bigint: a 19-digit offset within it is an empty
+    page, not an "at least 0" refusal of a positive number."""
+    headers = {"Authorization": f"Bearer {seeded.issue_token()}"}
+    answered, _, body = _request(seeded, "GET", f"{LIST}?{query}", headers=headers)
+    assert answered == status
+    if message is None:
+        assert body["data"] == []
+        assert body["pagination"]["offset"] == int(query.partition("=")[2])
+    else:
+        assert body == {"error": f"Must be an integer {message}.", "name": query.partition("=")[0]}
