@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -245,6 +246,62 @@ class TestSupervisor:
             monkeypatch.setattr(module, "_secrets_masker", lambda: supervisor_masker)
         handle_mask_secret(received)
         assert [supervisor_masker.redact(key) for key in keys] == ["***"] * 60
+
+    def test_a_bulk_embed_of_k_positions_compiles_once_here_and_k_times_in_the_supervisor(
+        self,
+        sent: list[Any],
+        compiles: list[object],
+        jobmojito_sandbox: Any,
+        jobmojito_conn: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Why bulk embedding is slow in a real worker (docs/performance.md), counted with Airflow's
+        own maskers: the task process compiles once for the batch and sends one message, but the
+        supervisor's handler gives the message's list to ``add_mask``, which compiles once per
+        item. Nothing the provider sends can change that: a string, a list and a dict all end
+        in ``add_mask`` of one string at a time. If Airflow ever compiles once per message, this
+        fails: then update docs/performance.md and the batch-size advice."""
+        import airflow.sdk.log as sdk_log
+        from airflow.sdk._shared.secrets_masker import SecretsMasker
+        from airflow.sdk.execution_time.comms import MaskSecret
+        from airflow.sdk.execution_time.request_handlers import handle_mask_secret
+
+        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+        k = 40
+        ids = [str(uuid.uuid4()) for _ in range(k)]
+        jobmojito_sandbox.seed([{"id": i, "status": "active"} for i in ids])
+        hook = JobMojitoHook(jobmojito_conn())
+        hook.settings  # noqa: B018 - the connection's own secrets are registered before counting
+        sent.clear()
+        compiles.clear()
+
+        results = hook.set_interview_states(ids, is_embedded=True, max_workers=8)
+
+        keys = [result.response["embed_signing_key"] for result in results if result.response]
+        assert len(set(keys)) == k
+        assert len(compiles) == 1  # this process: one compile for the whole batch
+        assert redacted(keys) == ["***"] * k
+        batches = [msg for msg in sent if isinstance(msg, MaskSecret) and isinstance(msg.value, list)]
+        assert len(batches) == 1  # one message to the supervisor
+        registered = batches[0].value
+        assert set(keys) <= set(registered)
+
+        supervisor_compiles: list[object] = []
+
+        class CountingMasker(SecretsMasker):
+            def __setattr__(self, name: str, value: Any) -> None:
+                if name == "replacer" and value is not None:
+                    supervisor_compiles.append(value)
+                super().__setattr__(name, value)
+
+        supervisor_masker = CountingMasker()
+        for module in masker_homes(sdk_log.redact):
+            monkeypatch.setattr(module, "_secrets_masker", lambda: supervisor_masker)
+        handle_mask_secret(MaskSecret.model_validate_json(batches[0].model_dump_json()))
+
+        assert [supervisor_masker.redact(key) for key in keys] == ["***"] * k
+        assert len(supervisor_compiles) == len(registered)  # one compile per key there
 
     def test_one_secret_is_one_message(self, sent: list[Any]) -> None:
         (key,) = new_keys(1)
