@@ -22,7 +22,7 @@ from airflow.providers.common.compat.sdk import DAG, Param, task
 from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
 
 #: Positions per task: the batch size the Performance page recommends, from the figures there.
-BATCH_SIZE = 200
+BATCH_SIZE = 100
 
 with DAG(
     dag_id="jobmojito_embed_in_batches",

@@ -203,7 +203,7 @@ class TestEmbedInBatches:
         ids = [str(uuid.uuid4()) for _ in range(5)]
         sandbox.seed([{"id": position_id, "status": "active"} for position_id in ids])
         dag = load_example_dag("jobmojito_embed_in_batches", "jobmojito_embed_in_batches")
-        assert dag.params["batch_size"] == 200
+        assert dag.params["batch_size"] == 100
 
         run = dag.test(run_conf={"position_ids": ids, "batch_size": 2})
 
