@@ -5,9 +5,7 @@ that the test can compare what a status change and embedding cost there (Airflow
 supervisor registers every signing key with its secret masker, one recompile per key):
 
 * ``jobmojito_e2e_bulk_status`` archives them;
-* ``jobmojito_e2e_bulk_embed`` switches embedding on, then logs the signing keys it pushed, once
-  through the task's logger and once on stdout, which the supervisor logs: both lines must show
-  ``***`` for every key.
+* ``jobmojito_e2e_bulk_embed`` switches embedding on.
 
 The test compares them with ``example_dags/jobmojito_embed_in_batches.py`` too.
 """
@@ -20,23 +18,10 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_provider_jobmojito.operators.jobmojito import SetInterviewStateOperator
-from airflow_provider_jobmojito.xcom import XCOM_EMBED_SIGNING_KEYS
 
 #: Calls at a time in each bulk task, as the benchmark's bulk sections use.
 WORKERS = 16
 IDS = Param(type="array", items={"type": "string"})
-
-
-class EmbedAndLogKeys(SetInterviewStateOperator):
-    """Embeds as its parent does, then logs every signing key it pushed: a line that would show
-    any key the masker does not know."""
-
-    def execute(self, context: Any) -> Any:
-        summary = super().execute(context)
-        keys = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_EMBED_SIGNING_KEYS)
-        self.log.info("Signing keys pushed (task logger): %s", keys)
-        print(f"Signing keys pushed (stdout): {keys}", flush=True)
-        return summary
 
 
 def _dag(dag_id: str, **params: Any) -> DAG:
@@ -62,7 +47,7 @@ with _dag("jobmojito_e2e_bulk_status"):
     )
 
 with _dag("jobmojito_e2e_bulk_embed"):
-    EmbedAndLogKeys(
+    SetInterviewStateOperator(
         task_id="change",
         position_ids="{{ params.position_ids }}",
         is_embedded=True,
