@@ -5,7 +5,9 @@ supervisor process registers every key with its secret masker, recompiling its p
 key: the cost grows with the square of the number of keys in one task. A fresh supervisor, with an
 empty masker, runs each mapped task, so splitting the positions into tasks of at most
 ``batch_size`` keeps that cost linear in their number (figures: the documentation's Performance
-page).
+page). A deployment that sets the provider's ``split_batch`` as Airflow's
+``[logging] secret_mask_adapter`` needs no batches for this: one task registers its keys with one
+compile there.
 
 ``jobmojito_embed_in_batches`` takes the ``position_ids`` param (a list) and ``batch_size``
 (default :data:`BATCH_SIZE`). Each mapped task pushes its ``embed_ids``, ``embed_urls`` and
