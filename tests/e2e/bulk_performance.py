@@ -32,7 +32,7 @@ from typing import Any
 
 from tests.e2e.deployment import Deployment, seconds_between
 
-#: Positions per DAG run: 500 keys cost the supervisor about 9 s on a 2-CPU machine (it grows
+#: Positions per DAG run: 500 keys cost the supervisor about ten seconds on a 2-CPU machine (it grows
 #: with the square of the count), affordable in every e2e run.
 POSITIONS = 500
 RUN_TIMEOUT = 900.0
