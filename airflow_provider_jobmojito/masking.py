@@ -23,8 +23,13 @@ pattern set holds every new pattern and the compiled expression was replaced). W
 through ``mask_secret``, as Airflow intends: slower, never less safe.
 
 On Airflow 3 the supervisor, which redacts the task's log lines, registers the secrets of the one
-``MaskSecret`` message with its own ``add_mask``: one compile per new secret there, which this
-process cannot change (see the module's tests and the benchmark notes).
+``MaskSecret`` message with its own ``add_mask``, which takes a list (or a dict) one item at a time:
+one compile per new secret there. Nothing this process sends changes that, unless the deployment
+opts in: with :func:`split_batch` as Airflow's ``[logging] secret_mask_adapter``, :func:`mask_all`
+sends the batch as one string, :data:`BATCH_SEPARATOR` between the secrets, and ``add_mask`` of that
+one string adds every secret (the adapter's adaptations) with one compile, in the supervisor too.
+The task process and its supervisor read the same configuration; the string is sent only when
+this process's masker has the adapter.
 """
 
 from __future__ import annotations
@@ -55,6 +60,26 @@ _LOCK = [threading.Lock()]
 JWT_START = "eyJ"
 #: What Airflow 3's log pipeline writes in place of :data:`JWT_START` and all that follows it.
 JWT_REWRITTEN = "eyJ***"
+
+
+#: What :func:`mask_all` puts between a batch's secrets when :func:`split_batch` is the deployment's
+#: ``secret_mask_adapter``: the ASCII unit separator, which no token, key or password here holds.
+BATCH_SEPARATOR = "\x1f"
+
+
+def split_batch(secret: str) -> list[str]:
+    """Airflow's ``[logging] secret_mask_adapter`` for batches of secrets sent as one string.
+
+    Set ``AIRFLOW__LOGGING__SECRET_MASK_ADAPTER=airflow_provider_jobmojito.masking.split_batch``
+    where tasks run: a bulk call's signing keys then cost the task's supervisor one compile of its
+    masker's expression instead of one per key. Any other secret has no adaptation.
+
+    :param secret: a secret given to Airflow's masker.
+    :return: the secrets ``secret`` joins with :data:`BATCH_SEPARATOR`; none when it joins none.
+    """
+    if BATCH_SEPARATOR not in secret:
+        return []
+    return [part for part in secret.split(BATCH_SEPARATOR) if part]
 
 
 def with_jwt_lookalike_rewrites(secrets: Iterable[str]) -> list[str]:
@@ -97,6 +122,15 @@ def mask_all(secrets: Iterable[str]) -> None:
         if masker is None or not _merge(masker, batch):
             for secret in batch:  # the per-secret path: Airflow's own, one compile each
                 mask_secret(secret)
+            return
+        if (
+            len(batch) > 1
+            and getattr(masker, "secret_mask_adapter", None) is split_batch
+            and not any(BATCH_SEPARATOR in secret for secret in batch)  # or it would be split
+        ):
+            # One string, which the supervisor's masker (the same configuration) splits with one
+            # compile; here it adds only the joined string itself.
+            mask_secret(BATCH_SEPARATOR.join(batch))
             return
         # Every pattern is in the local masker now, so this adds none and compiles nothing here;
         # on Airflow 3 it sends the whole batch to the supervisor in one message.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -246,6 +247,118 @@ class TestSupervisor:
         handle_mask_secret(received)
         assert [supervisor_masker.redact(key) for key in keys] == ["***"] * 60
 
+    @staticmethod
+    def bulk_embed(k: int, sandbox: Any, conn: Any, sent: list[Any], compiles: list[object]) -> list[str]:
+        """Embed ``k`` new positions with one bulk call of the hook; the messages and compiles it
+        caused are left in ``sent`` and ``compiles``."""
+        from airflow_provider_jobmojito.hooks.jobmojito import JobMojitoHook
+
+        ids = [str(uuid.uuid4()) for _ in range(k)]
+        sandbox.seed([{"id": i, "status": "active"} for i in ids])
+        hook = JobMojitoHook(conn())
+        hook.settings  # noqa: B018 - the connection's own secrets are registered before counting
+        sent.clear()
+        compiles.clear()
+        results = hook.set_interview_states(ids, is_embedded=True, max_workers=8)
+        keys = [result.response["embed_signing_key"] for result in results if result.response]
+        assert len(set(keys)) == k
+        assert redacted(keys) == ["***"] * k
+        return keys
+
+    @staticmethod
+    def supervisor_masker(monkeypatch: pytest.MonkeyPatch, adapter: Any = None) -> tuple[Any, list[object]]:
+        """A fresh masker of Airflow's, as the supervisor's handler finds it; and its compiles."""
+        import airflow.sdk.log as sdk_log
+        from airflow.sdk._shared.secrets_masker import SecretsMasker
+
+        compiled: list[object] = []
+
+        class CountingMasker(SecretsMasker):
+            def __setattr__(self, name: str, value: Any) -> None:
+                if name == "replacer" and value is not None:
+                    compiled.append(value)
+                super().__setattr__(name, value)
+
+        masker = CountingMasker()
+        masker.secret_mask_adapter = adapter
+        for module in masker_homes(sdk_log.redact):
+            monkeypatch.setattr(module, "_secrets_masker", lambda: masker)
+        return masker, compiled
+
+    @staticmethod
+    def receive(message: Any) -> None:
+        """Hand ``message`` to the supervisor's handler as the supervisor gets it: through JSON."""
+        from airflow.sdk.execution_time.comms import MaskSecret
+        from airflow.sdk.execution_time.request_handlers import handle_mask_secret
+
+        handle_mask_secret(MaskSecret.model_validate_json(message.model_dump_json()))
+
+    def test_a_bulk_embed_of_k_positions_compiles_once_here_and_k_times_in_the_supervisor(
+        self,
+        sent: list[Any],
+        compiles: list[object],
+        jobmojito_sandbox: Any,
+        jobmojito_conn: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Why bulk embedding is slow in a real worker (docs/performance.md), counted with Airflow's
+        own maskers: the task process compiles once for the batch and sends one message, but the
+        supervisor's handler gives the message's list to ``add_mask``, which compiles once per
+        item; a dict would be the same. If Airflow ever compiles once per message, this fails:
+        then update docs/performance.md and the batch-size advice."""
+        k = 40
+        keys = self.bulk_embed(k, jobmojito_sandbox, jobmojito_conn, sent, compiles)
+        assert len(compiles) == 1  # this process: one compile for the whole batch
+        assert len(sent) == 1  # one message to the supervisor, a list
+        registered = sent[0].value
+        assert set(keys) <= set(registered)
+
+        supervisor, supervisor_compiles = self.supervisor_masker(monkeypatch)
+        self.receive(sent[0])
+        assert [supervisor.redact(key) for key in keys] == ["***"] * k
+        assert len(supervisor_compiles) == len(registered)  # one compile per key there
+
+    def test_with_split_batch_as_the_adapter_the_supervisor_compiles_once_for_a_bulk_embed(
+        self,
+        sent: list[Any],
+        compiles: list[object],
+        jobmojito_sandbox: Any,
+        jobmojito_conn: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """``[logging] secret_mask_adapter = airflow_provider_jobmojito.masking.split_batch``, as the
+        task process and its supervisor both read it: the batch is one string, one compile there."""
+        local = masking._local_masker()
+        monkeypatch.setattr(local, "secret_mask_adapter", masking.split_batch)
+        k = 40
+        keys = self.bulk_embed(k, jobmojito_sandbox, jobmojito_conn, sent, compiles)
+        assert len(compiles) == 2  # the batch's patterns, then the joined string itself
+        assert len(sent) == 1
+        assert isinstance(sent[0].value, str)
+        assert set(keys) <= set(sent[0].value.split(masking.BATCH_SEPARATOR))
+
+        supervisor, supervisor_compiles = self.supervisor_masker(monkeypatch, masking.split_batch)
+        self.receive(sent[0])
+        assert [supervisor.redact(f"key={key}.") for key in keys] == ["key=***."] * k
+        assert len(supervisor_compiles) == 1
+
+    def test_without_the_adapter_a_batch_is_never_sent_as_one_string(
+        self, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A supervisor without the adapter would mask only the joined string, not each key."""
+        keys = new_keys(3)
+        monkeypatch.setattr(masking._local_masker(), "secret_mask_adapter", None)
+        masking.mask_all(keys)
+        assert [msg.value for msg in sent] == [keys]
+
+    def test_a_batch_holding_the_separator_is_sent_as_a_list(
+        self, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(masking._local_masker(), "secret_mask_adapter", masking.split_batch)
+        keys = [*new_keys(2), f"odd{masking.BATCH_SEPARATOR}secret-value"]
+        masking.mask_all(keys)
+        assert [msg.value for msg in sent] == [keys]
+
     def test_one_secret_is_one_message(self, sent: list[Any]) -> None:
         (key,) = new_keys(1)
         masking.mask(key)
@@ -282,3 +395,10 @@ def test_a_secret_holding_a_jwt_start_is_still_masked_whole_elsewhere(fresh_mask
     mask_all(keys)
     assert [redact(f"k={key}") for key in keys] == ["k=***"] * 50
     assert [redact(f"k={key[: key.index('eyJ')]}eyJ***") for key in keys] == ["k=***"] * 50
+
+
+def test_split_batch_adapts_only_a_joined_batch() -> None:
+    keys = new_keys(3)
+    assert masking.split_batch(keys[0]) == []
+    assert masking.split_batch(masking.BATCH_SEPARATOR.join(keys)) == keys
+    assert masking.split_batch(f"{masking.BATCH_SEPARATOR}{keys[0]}{masking.BATCH_SEPARATOR}") == keys[:1]

@@ -63,12 +63,16 @@ EXAMPLE_DAG_IDS = (
     "jobmojito_archive_when_completed",
     "jobmojito_careers_page_embed",
     "jobmojito_hiring_closed",
+    "jobmojito_embed_in_batches",
 )
 #: Seconds between the polls of the example's AssetWatcher (its default, 60, is for production).
 WATCH_POLL_INTERVAL = "2"
 WAIT_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_wait.py"
 #: A DAG file the provider refuses when it is parsed (``tests/e2e/test_reschedule_guard.py``).
 UNSAFE_RESCHEDULE_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_unsafe_reschedule.py"
+#: The bulk DAGs whose task durations ``tests/e2e/test_bulk_performance.py`` compares.
+BULK_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_bulk.py"
+BULK_DAG_IDS = ("jobmojito_e2e_bulk_status", "jobmojito_e2e_bulk_embed")
 
 STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 180.0
@@ -133,7 +137,9 @@ class Profile:
 
 
 LOCAL = Profile(
-    dag_files=(WAIT_DAG_FILE, UNSAFE_RESCHEDULE_DAG_FILE), import_errors=(UNSAFE_RESCHEDULE_DAG_FILE.name,)
+    dag_files=(WAIT_DAG_FILE, UNSAFE_RESCHEDULE_DAG_FILE, BULK_DAG_FILE),
+    dag_ids=("jobmojito_e2e_wait", *BULK_DAG_IDS),
+    import_errors=(UNSAFE_RESCHEDULE_DAG_FILE.name,),
 )
 
 

@@ -42,6 +42,7 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
         "jobmojito_activate_positions",
         "jobmojito_archive_closed_positions",
         "jobmojito_careers_page_embed",
+        "jobmojito_embed_in_batches",
         "jobmojito_hiring_closed",
         "jobmojito_positions_as_code",
     ]
@@ -196,6 +197,31 @@ def _restriction(after: pendulum.DateTime) -> Any:
     from airflow.timetables.base import TimeRestriction
 
     return TimeRestriction(earliest=after, latest=None, catchup=True)
+
+
+class TestEmbedInBatches:
+    def test_embeds_every_position_in_one_mapped_task_per_batch(self, sandbox: Any) -> None:
+        ids = [str(uuid.uuid4()) for _ in range(5)]
+        sandbox.seed([{"id": position_id, "status": "active"} for position_id in ids])
+        dag = load_example_dag("jobmojito_embed_in_batches", "jobmojito_embed_in_batches")
+        assert dag.params["batch_size"] == 100
+
+        run = dag.test(run_conf={"position_ids": ids, "batch_size": 2})
+
+        assert run.state == "success"
+        embeds = sorted(
+            (ti for ti in run.get_task_instances() if ti.task_id == "embed"), key=lambda ti: ti.map_index
+        )
+        assert [ti.rendered_map_index for ti in embeds] == ["2 positions", "2 positions", "1 positions"]
+        # Each mapped task pushed the keys of its own batch, by position id.
+        pushed: dict[str, str] = {}
+        for ti in embeds:
+            keys = ti.xcom_pull(task_ids="embed", map_indexes=ti.map_index, key="embed_signing_keys")
+            assert len(keys) == (2 if ti.map_index < 2 else 1)
+            pushed.update(keys)
+        assert pushed == {p: sandbox.position(p)["embed_signing_key"] for p in ids}
+        assert all(pushed.values())
+        assert {sandbox.position(p)["status"] for p in ids} == {"active"}
 
 
 @pytest.mark.skipif(not AIRFLOW_V3, reason="AssetWatcher needs Airflow 3: on 2.11 the file defines no DAG")
