@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,8 @@ def change_limit(max_changes: int | float | None, managed: int) -> int | None:
         return None
     if isinstance(max_changes, int):
         return max_changes
-    return math.floor(max_changes * managed)
+    # On the decimal as written: 0.29 * 100 is 28.999999999999996 in binary floating point.
+    return math.floor(Fraction(repr(max_changes)) * managed)
 
 
 def check_unmanaged(unmanaged: object, *, filter_text: object, managed_ids: object) -> str:
