@@ -453,10 +453,11 @@ def parse_plan(value: object, *, param: str = "approved_plan") -> dict[str, Any]
 def recheck(
     approved: Mapping[str, Any], live: Mapping[str, Live], *, allow_statuses: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """The approved plan against a fresh listing: a change is kept only when its position is
-    still listed with the ``updated_at`` the plan saw, and neither leaves nor enters a protected
-    status that ``allow_statuses`` does not name (the apply's own opt-in: a plan is data, and may
-    have been edited); others are reported, never overwritten.
+    """The approved plan against a fresh listing: a position that already has its target counts
+    as unchanged (a retry after a partial failure wrote it); another change is kept only when its
+    position is still listed with the ``updated_at`` the plan saw, and neither leaves nor enters
+    a protected status that ``allow_statuses`` does not name (the apply's own opt-in: a plan is
+    data, and may have been edited); others are reported, never overwritten.
 
     :return: the approved plan with ``changes`` narrowed, ``skipped`` extended and ``unchanged``
         counting positions that already have their target.
@@ -469,14 +470,15 @@ def recheck(
         position = live.get(position_id)
         if position is None:
             reason = "no longer listed since the plan; not written"
+        elif position.status == change["to"]:
+            # Before the updated_at check: a retry after a partial failure finds its own writes.
+            unchanged += 1
+            continue
         elif position.updated_at != change["updated_at"]:
             reason = (
                 f"changed since the plan (updated_at {change['updated_at']} -> {position.updated_at}, "
                 f"status now {position.status}); not overwritten: plan again"
             )
-        elif position.status == change["to"]:
-            unchanged += 1
-            continue
         elif protected := protected_reason(position.status, change["to"], allow_statuses):
             reason = protected
         else:

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoArgumentError,
+    JobMojitoBulkError,
     JobMojitoDriftError,
     JobMojitoGuardrailError,
 )
@@ -285,6 +286,25 @@ class TestApprovedPlan:
         assert applied["applied"] == 2
         # One re-read of the plan's scope, right before writing.
         assert len(calls(sandbox, LIST)) == 1
+
+    def test_a_rerun_after_a_partial_failure_counts_its_own_writes_as_done(self, sandbox: Any) -> None:
+        the_plan = run(
+            ReconcilePositionsOperator(task_id="plan", desired={A1: "active", A3: "archived"}, dry_run=True)
+        )
+        # One set-state refused (a permanent error): the other position is written, the task fails.
+        sandbox.add_fault("status", status=422, path=SET_STATE, body={"error": "Invalid transition."})
+        apply = ReconcilePositionsOperator(task_id="apply", approved_plan=the_plan, max_workers=1)
+        with pytest.raises(JobMojitoBulkError, match="1 of 2 positions failed"):
+            run(apply)
+        targets = {A1: "active", A3: "archived"}
+        [written] = [p for p, to in targets.items() if sandbox.position(p)["status"] == to]
+        [failed] = {A1, A3} - {written}
+        sandbox.clear_requests()
+        # The task is retried (or cleared): its own write is done, not a change made behind its back.
+        again = run(apply)
+        assert [c["json"]["position_id"] for c in calls(sandbox, SET_STATE)] == [failed]
+        assert statuses(sandbox, A1, A3) == ["active", "archived"]
+        assert (again["applied"], again["unchanged"], again["skipped"]) == (1, 1, [])
 
     def test_an_approved_plan_is_not_replanned(self, sandbox: Any) -> None:
         the_plan = run(ReconcilePositionsOperator(task_id="plan", desired={A1: "active"}, dry_run=True))
