@@ -158,7 +158,7 @@ class ReconcilePositionsOperator(BaseOperator):
             reconcile.check_unmanaged(
                 self.unmanaged, filter_text=self.filter_text, managed_ids=self.managed_ids
             )
-            if self.desired is not None and is_literal(self.desired):
+            if self.desired is not None and _is_literal_throughout(self.desired):
                 if isinstance(self.desired, str):
                     reconcile.check_spec_path(self.desired)
                 else:
@@ -314,6 +314,16 @@ class PositionsDriftOperator(ReconcilePositionsOperator):
 
 
 _DRIFT_POLICIES = ("fail", "event")
+
+
+def _is_literal_throughout(value: object) -> bool:
+    """Whether ``value`` and everything in it is literal: Airflow renders the values inside a
+    templated mapping or list (``{id: "{{ params.status }}"}``), and resolves upstream outputs there."""
+    if isinstance(value, dict):
+        return all(is_literal(key) and _is_literal_throughout(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(_is_literal_throughout(item) for item in value)
+    return is_literal(value)
 
 
 #: The check of each argument whose literal value can be known when the DAG is parsed.

@@ -477,6 +477,19 @@ class TestInDagRuns:
         assert sandbox.position(A1)["status"] == "active"
         assert len(calls(sandbox, SET_STATE)) == 1
 
+    def test_a_desired_mapping_with_templated_statuses_is_rendered_not_refused(self, sandbox: Any) -> None:
+        with DAG(
+            "templated_values",
+            schedule=None,
+            start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+            params={"status": "active"},
+        ) as dag:
+            # Airflow renders the values of a templated mapping: not literal, not checked at parse.
+            ReconcilePositionsOperator(task_id="apply", desired={A1: "{{ params.status }}"})
+        run_ = run_inline_dag(dag)
+        assert run_.state == "success"
+        assert sandbox.position(A1)["status"] == "active"
+
     def test_plan_then_apply_the_plan_from_xcom(self, sandbox: Any) -> None:
         with DAG("plan_apply", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
             plan = ReconcilePositionsOperator(
