@@ -154,6 +154,8 @@ class ReconcilePositionsOperator(BaseOperator):
             raise JobMojitoArgumentError(f"{owner}dry_run must be True or False; got {self.plan_only!r}.")
         check_literal_arguments(vars(self), _LITERAL_CHECKS, owner=owner)
         try:
+            # Not templated, so checked whatever it holds (a Jinja string here is never rendered).
+            reconcile.check_max_changes(self.max_changes)
             allowed = reconcile.parse_allow_statuses(self.allow_statuses)
             reconcile.check_unmanaged(
                 self.unmanaged, filter_text=self.filter_text, managed_ids=self.managed_ids
@@ -329,7 +331,6 @@ def _is_literal_throughout(value: object) -> bool:
 #: The check of each argument whose literal value can be known when the DAG is parsed.
 _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "approved_plan": reconcile.parse_plan,
-    "max_changes": reconcile.check_max_changes,
     "position_type": reconcile.check_position_type,
     "managed_ids": reconcile.parse_managed_ids,
     "max_workers": check_max_workers,

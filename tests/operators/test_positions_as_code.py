@@ -400,6 +400,11 @@ class TestBadSpecs:
             ),
             ({"desired": {A1: "active"}, "max_changes": -1}, "max_changes as a count"),
             ({"desired": {A1: "active"}, "max_changes": "10"}, "max_changes must be a whole number"),
+            # Not a templated argument: Jinja there is never rendered, so it is refused at once.
+            (
+                {"desired": {A1: "active"}, "max_changes": "{{ params.max_changes }}"},
+                "max_changes must be a whole number",
+            ),
             ({"desired": {A1: "active"}, "unmanaged": "delete"}, "unmanaged must be one of ignore, archive"),
             ({"desired": {A1: "active"}, "position_type": "job"}, "position_type must be one of"),
             ({"desired": {A1: "active"}, "managed_ids": ["x"]}, "managed_ids[0] must be a UUID"),
