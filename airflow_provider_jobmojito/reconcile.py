@@ -366,7 +366,10 @@ def plan(
                 {
                     "position_id": position_id,
                     "name": "",
-                    "reason": "not listed: unknown, of another type, or outside filter_text; never written",
+                    "reason": (
+                        "not listed: unknown, of another type, outside filter_text, or changed while "
+                        "the listing paged; never written"
+                    ),
                 }
             )
             continue

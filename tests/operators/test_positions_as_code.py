@@ -125,6 +125,22 @@ class TestPlanAndApply:
         assert calls(sandbox, SET_STATE) == []
         assert sandbox.position(OTHER2)["status"] == "active"
 
+    def test_a_position_changed_while_the_listing_pages_is_skipped_as_possibly_changed(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        jobmojito_sandbox.seed([{"id": pid(n), "status": "draft"} for n in range(1, 1201)])
+        jobmojito_conn()
+        order = jobmojito_sandbox.app.store.query(status=None, type_="interview", filter_text=None)
+        moved = order[1100]["id"]  # on the second page, until a change moves it to the first
+        jobmojito_sandbox.add_fault(
+            "change", path=LIST, query={"offset": 1000}, position_id=moved, position_status="archived"
+        )
+        the_plan = run(ReconcilePositionsOperator(task_id="apply", desired={moved: "active"}))
+        [skipped] = the_plan["skipped"]
+        assert skipped["position_id"] == moved
+        assert "changed while the listing paged" in skipped["reason"]
+        assert calls(jobmojito_sandbox, SET_STATE) == []
+
     def test_lists_through_the_pager_with_no_per_position_read(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any
     ) -> None:
