@@ -261,7 +261,7 @@ def change_limit(max_changes: int | float | None, managed: int) -> int | None:
     if isinstance(max_changes, int):
         return max_changes
     # On the decimal as written: 0.29 * 100 is 28.999999999999996 in binary floating point.
-    return math.floor(Fraction(repr(max_changes)) * managed)
+    return math.floor(Fraction(repr(float(max_changes))) * managed)
 
 
 def check_unmanaged(unmanaged: object, *, filter_text: object, managed_ids: object) -> str:
