@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,8 @@ def change_limit(max_changes: int | float | None, managed: int) -> int | None:
         return None
     if isinstance(max_changes, int):
         return max_changes
-    return math.floor(max_changes * managed)
+    # On the decimal as written: 0.29 * 100 is 28.999999999999996 in binary floating point.
+    return math.floor(Fraction(repr(float(max_changes))) * managed)
 
 
 def check_unmanaged(unmanaged: object, *, filter_text: object, managed_ids: object) -> str:
@@ -364,7 +366,10 @@ def plan(
                 {
                     "position_id": position_id,
                     "name": "",
-                    "reason": "not listed: unknown, of another type, or outside filter_text; never written",
+                    "reason": (
+                        "not listed: unknown, of another type, outside filter_text, or changed while "
+                        "the listing paged; never written"
+                    ),
                 }
             )
             continue
@@ -451,10 +456,11 @@ def parse_plan(value: object, *, param: str = "approved_plan") -> dict[str, Any]
 def recheck(
     approved: Mapping[str, Any], live: Mapping[str, Live], *, allow_statuses: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """The approved plan against a fresh listing: a change is kept only when its position is
-    still listed with the ``updated_at`` the plan saw, and neither leaves nor enters a protected
-    status that ``allow_statuses`` does not name (the apply's own opt-in: a plan is data, and may
-    have been edited); others are reported, never overwritten.
+    """The approved plan against a fresh listing: a position that already has its target counts
+    as unchanged (a retry after a partial failure wrote it); another change is kept only when its
+    position is still listed with the ``updated_at`` the plan saw, and neither leaves nor enters
+    a protected status that ``allow_statuses`` does not name (the apply's own opt-in: a plan is
+    data, and may have been edited); others are reported, never overwritten.
 
     :return: the approved plan with ``changes`` narrowed, ``skipped`` extended and ``unchanged``
         counting positions that already have their target.
@@ -467,14 +473,15 @@ def recheck(
         position = live.get(position_id)
         if position is None:
             reason = "no longer listed since the plan; not written"
+        elif position.status == change["to"]:
+            # Before the updated_at check: a retry after a partial failure finds its own writes.
+            unchanged += 1
+            continue
         elif position.updated_at != change["updated_at"]:
             reason = (
                 f"changed since the plan (updated_at {change['updated_at']} -> {position.updated_at}, "
                 f"status now {position.status}); not overwritten: plan again"
             )
-        elif position.status == change["to"]:
-            unchanged += 1
-            continue
         elif protected := protected_reason(position.status, change["to"], allow_statuses):
             reason = protected
         else:

@@ -17,13 +17,14 @@ mistake (or a truncated export) fails the task instead of changing everything.
 from __future__ import annotations
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, AirflowOptionalProviderFeatureException
 
 from airflow_provider_jobmojito.operators.positions_as_code import ReconcilePositionsOperator
 
 try:
+    # Before Airflow 3.1 the module is missing, or (standard provider 1.6+) refuses with its own error.
     from airflow.providers.standard.operators.hitl import ApprovalOperator
-except ImportError:  # Airflow 2.11 and 3.0, or a standard provider before 1.6: no approval step
+except (ImportError, AirflowOptionalProviderFeatureException):  # Airflow 2.11, 3.0: no approval step
     ApprovalOperator = None
 
 with DAG(

@@ -74,6 +74,13 @@ class TestPlan:
     def test_change_limit(self, max_changes: int | float | None, limit: int | None) -> None:
         assert reconcile.change_limit(max_changes, 10) == limit
 
+    @pytest.mark.parametrize(("max_changes", "managed", "limit"), [(0.29, 100, 29), (0.35, 180, 63)])
+    def test_a_fraction_allows_its_exact_share_despite_float_error(
+        self, max_changes: float, managed: int, limit: int
+    ) -> None:
+        # 0.29 * 100 is 28.999999999999996 in floating point: the share is 29, not 28.
+        assert reconcile.change_limit(max_changes, managed) == limit
+
     def test_every_one_of_ten_thousand_positions_is_planned(self) -> None:
         # Its CPU is measured in make bench (section 6), not here.
         ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(10_000)]

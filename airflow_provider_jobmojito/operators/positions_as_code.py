@@ -154,11 +154,13 @@ class ReconcilePositionsOperator(BaseOperator):
             raise JobMojitoArgumentError(f"{owner}dry_run must be True or False; got {self.plan_only!r}.")
         check_literal_arguments(vars(self), _LITERAL_CHECKS, owner=owner)
         try:
+            # Not templated, so checked whatever it holds (a Jinja string here is never rendered).
+            reconcile.check_max_changes(self.max_changes)
             allowed = reconcile.parse_allow_statuses(self.allow_statuses)
             reconcile.check_unmanaged(
                 self.unmanaged, filter_text=self.filter_text, managed_ids=self.managed_ids
             )
-            if self.desired is not None and is_literal(self.desired):
+            if self.desired is not None and _is_literal_throughout(self.desired):
                 if isinstance(self.desired, str):
                     reconcile.check_spec_path(self.desired)
                 else:
@@ -316,10 +318,19 @@ class PositionsDriftOperator(ReconcilePositionsOperator):
 _DRIFT_POLICIES = ("fail", "event")
 
 
+def _is_literal_throughout(value: object) -> bool:
+    """Whether ``value`` and everything in it is literal: Airflow renders the values inside a
+    templated mapping or list (``{id: "{{ params.status }}"}``), and resolves upstream outputs there."""
+    if isinstance(value, dict):
+        return all(is_literal(key) and _is_literal_throughout(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(_is_literal_throughout(item) for item in value)
+    return is_literal(value)
+
+
 #: The check of each argument whose literal value can be known when the DAG is parsed.
 _LITERAL_CHECKS: dict[str, Callable[[Any], object]] = {
     "approved_plan": reconcile.parse_plan,
-    "max_changes": reconcile.check_max_changes,
     "position_type": reconcile.check_position_type,
     "managed_ids": reconcile.parse_managed_ids,
     "max_workers": check_max_workers,

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 
 from airflow_provider_jobmojito.exceptions import (
     JobMojitoArgumentError,
+    JobMojitoBulkError,
     JobMojitoDriftError,
     JobMojitoGuardrailError,
 )
@@ -123,6 +124,22 @@ class TestPlanAndApply:
         assert sorted(s["position_id"] for s in the_plan["skipped"]) == sorted([UNKNOWN, OTHER2])
         assert calls(sandbox, SET_STATE) == []
         assert sandbox.position(OTHER2)["status"] == "active"
+
+    def test_a_position_changed_while_the_listing_pages_is_skipped_as_possibly_changed(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any
+    ) -> None:
+        jobmojito_sandbox.seed([{"id": pid(n), "status": "draft"} for n in range(1, 1201)])
+        jobmojito_conn()
+        order = jobmojito_sandbox.app.store.query(status=None, type_="interview", filter_text=None)
+        moved = order[1100]["id"]  # on the second page, until a change moves it to the first
+        jobmojito_sandbox.add_fault(
+            "change", path=LIST, query={"offset": 1000}, position_id=moved, position_status="archived"
+        )
+        the_plan = run(ReconcilePositionsOperator(task_id="apply", desired={moved: "active"}))
+        [skipped] = the_plan["skipped"]
+        assert skipped["position_id"] == moved
+        assert "changed while the listing paged" in skipped["reason"]
+        assert calls(jobmojito_sandbox, SET_STATE) == []
 
     def test_lists_through_the_pager_with_no_per_position_read(
         self, jobmojito_sandbox: Any, jobmojito_conn: Any
@@ -286,6 +303,25 @@ class TestApprovedPlan:
         # One re-read of the plan's scope, right before writing.
         assert len(calls(sandbox, LIST)) == 1
 
+    def test_a_rerun_after_a_partial_failure_counts_its_own_writes_as_done(self, sandbox: Any) -> None:
+        the_plan = run(
+            ReconcilePositionsOperator(task_id="plan", desired={A1: "active", A3: "archived"}, dry_run=True)
+        )
+        # One set-state refused (a permanent error): the other position is written, the task fails.
+        sandbox.add_fault("status", status=422, path=SET_STATE, body={"error": "Invalid transition."})
+        apply = ReconcilePositionsOperator(task_id="apply", approved_plan=the_plan, max_workers=1)
+        with pytest.raises(JobMojitoBulkError, match="1 of 2 positions failed"):
+            run(apply)
+        targets = {A1: "active", A3: "archived"}
+        [written] = [p for p, to in targets.items() if sandbox.position(p)["status"] == to]
+        [failed] = {A1, A3} - {written}
+        sandbox.clear_requests()
+        # The task is retried (or cleared): its own write is done, not a change made behind its back.
+        again = run(apply)
+        assert [c["json"]["position_id"] for c in calls(sandbox, SET_STATE)] == [failed]
+        assert statuses(sandbox, A1, A3) == ["active", "archived"]
+        assert (again["applied"], again["unchanged"], again["skipped"]) == (1, 1, [])
+
     def test_an_approved_plan_is_not_replanned(self, sandbox: Any) -> None:
         the_plan = run(ReconcilePositionsOperator(task_id="plan", desired={A1: "active"}, dry_run=True))
         sandbox.admin_set_status(A3, "draft")  # drift the plan did not see: not the apply's business
@@ -380,6 +416,11 @@ class TestBadSpecs:
             ),
             ({"desired": {A1: "active"}, "max_changes": -1}, "max_changes as a count"),
             ({"desired": {A1: "active"}, "max_changes": "10"}, "max_changes must be a whole number"),
+            # Not a templated argument: Jinja there is never rendered, so it is refused at once.
+            (
+                {"desired": {A1: "active"}, "max_changes": "{{ params.max_changes }}"},
+                "max_changes must be a whole number",
+            ),
             ({"desired": {A1: "active"}, "unmanaged": "delete"}, "unmanaged must be one of ignore, archive"),
             ({"desired": {A1: "active"}, "position_type": "job"}, "position_type must be one of"),
             ({"desired": {A1: "active"}, "managed_ids": ["x"]}, "managed_ids[0] must be a UUID"),
@@ -456,6 +497,19 @@ class TestInDagRuns:
         assert [c["position_id"] for c in pushed["changes"]] == [A1]
         assert sandbox.position(A1)["status"] == "active"
         assert len(calls(sandbox, SET_STATE)) == 1
+
+    def test_a_desired_mapping_with_templated_statuses_is_rendered_not_refused(self, sandbox: Any) -> None:
+        with DAG(
+            "templated_values",
+            schedule=None,
+            start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+            params={"status": "active"},
+        ) as dag:
+            # Airflow renders the values of a templated mapping: not literal, not checked at parse.
+            ReconcilePositionsOperator(task_id="apply", desired={A1: "{{ params.status }}"})
+        run_ = run_inline_dag(dag)
+        assert run_.state == "success"
+        assert sandbox.position(A1)["status"] == "active"
 
     def test_plan_then_apply_the_plan_from_xcom(self, sandbox: Any) -> None:
         with DAG("plan_apply", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
