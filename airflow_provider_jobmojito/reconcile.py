@@ -330,7 +330,9 @@ def plan(
     A desired id the listing does not show is skipped (set-state would answer 500 for an unknown
     id). A position in a protected status is neither left nor entered unless ``allow_statuses``
     names that status. With ``unmanaged="archive"``, listed positions within ``managed_ids`` (all
-    listed ones when ``None``) that ``desired`` does not name are archived.
+    listed ones when ``None``) that ``desired`` does not name are archived, except those in a
+    protected status, which are left as they are (whatever ``allow_statuses`` says) and count as
+    unchanged: a deleted one is already out of use, and JobMojito is preparing the other.
 
     :return: the plan as JSON (see the module's documentation).
     """
@@ -380,6 +382,12 @@ def plan(
             if position_id in desired or (managed_ids is not None and position_id not in managed_ids):
                 continue
             managed += 1
+            if position.status in PROTECTED_STATUSES:
+                # Archiving would undelete a deleted position (allow_statuses lets desired enter
+                # deleted, which must not also mean leaving it) or take a position from JobMojito
+                # while it prepares it: neither is drift from "not in use".
+                unchanged += 1
+                continue
             consider(position, UNMANAGED_TARGET, WHY_UNMANAGED, None)
     changes.sort(key=lambda c: (c["why"], c["name"], c["position_id"]))
     return {

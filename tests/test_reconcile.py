@@ -70,6 +70,25 @@ class TestPlan:
         assert [(c["position_id"], c["to"]) for c in the_plan["changes"]] == [(P2, "archived")]
         assert the_plan["managed"] == 1
 
+    def test_unmanaged_archive_never_undeletes_nor_takes_a_preparing_position(self) -> None:
+        rows = live((P1, "deleted", "t"), (P2, "preparing", "t"), (P3, "active", "t"))
+        for allowed in (frozenset(), frozenset({"deleted", "preparing"})):
+            the_plan = reconcile.plan({}, rows, unmanaged="archive", allow_statuses=allowed)
+            assert [(c["position_id"], c["to"]) for c in the_plan["changes"]] == [(P3, "archived")]
+            assert (the_plan["unchanged"], the_plan["skipped"]) == (2, [])
+            # So a drift check over the same scope is quiet once the active one is archived.
+            assert (
+                reconcile.drift(
+                    reconcile.plan(
+                        {},
+                        {**rows, **live((P3, "archived", "t"))},
+                        unmanaged="archive",
+                        allow_statuses=allowed,
+                    )
+                )
+                == []
+            )
+
     @pytest.mark.parametrize(("max_changes", "limit"), [(None, None), (3, 3), (0.5, 5), (0.0, 0), (1.0, 10)])
     def test_change_limit(self, max_changes: int | float | None, limit: int | None) -> None:
         assert reconcile.change_limit(max_changes, 10) == limit

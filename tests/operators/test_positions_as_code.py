@@ -214,8 +214,9 @@ class TestUnmanaged:
             A2: ("active", "archived", "unmanaged: archive"),
             A3: ("active", "archived", "unmanaged: archive"),
         }
-        # A5 (preparing) and A6 (deleted) are protected: reported, not archived.
-        assert sorted(s["position_id"] for s in the_plan["skipped"]) == [A5, A6]
+        # A5 (preparing) and A6 (deleted) are protected: left as they are, not drift to report.
+        assert the_plan["skipped"] == []
+        assert statuses(sandbox, A5, A6) == ["preparing", "deleted"]
         assert the_plan["scope"] == {"type": "interview", "filter_text": "[ats]"}
         assert statuses(sandbox, A1, A2, A3, OTHER1) == ["active", "archived", "archived", "active"]
         assert all(r["query"]["filter_text"] == "[ats]" for r in calls(sandbox, LIST))
