@@ -51,7 +51,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "JobMojito",
-                "python-modules": ["airflow_provider_jobmojito.operators.jobmojito"],
+                "python-modules": [
+                    "airflow_provider_jobmojito.operators.jobmojito",
+                    "airflow_provider_jobmojito.operators.results",
+                ],
             }
         ],
         "sensors": [
