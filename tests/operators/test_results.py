@@ -288,3 +288,31 @@ class TestInDagRuns:
         second_out = second.get_task_instance("export").xcom_pull(task_ids="export")
         assert second_out["window"]["updated_after"] == first_out["window"]["updated_before"]
         assert {row["id"] for row in lines(second_out["path"])} == created
+
+    @pytest.mark.skipif(not AIRFLOW_V3_3, reason="the task state store is new in Airflow 3.3")
+    def test_a_retry_exports_the_window_the_first_try_fixed(
+        self, sandbox: SandboxServer, tmp_path: Path
+    ) -> None:
+        dag = hourly_dag(
+            "results_retry",
+            tmp_path,
+            outlets=[Asset("jobmojito_results_retry")],
+            since_last_run=True,
+            settle=timedelta(0),
+            retries=1,
+            retry_delay=timedelta(0),
+        )
+        # The first try's first page creates results (stamped after its window was fixed), then its
+        # second page fails past the connection's retries.
+        spec = {"kind": "results", "create_results": 5, "path": LIST_PATH, "query": {"offset": "0"}}
+        assert requests.post(f"{sandbox.url}/_sandbox/faults", json=spec, timeout=5).status_code == 200
+        sandbox.add_fault("status", status=503, path=LIST_PATH, query={"offset": "998"}, count=6)
+        run = run_inline_dag(dag, logical_date=START + HOUR)
+        assert run.state == "success"
+        ti = run.get_task_instance("export")
+        assert ti.try_number == 2
+        outcome = ti.xcom_pull(task_ids="export")
+        # The retry kept the first try's window: the five results created after it are not in it.
+        assert outcome["count"] == 4000
+        assert len(sandbox.app.results) == 4005
+        assert sandbox.faults() == []
