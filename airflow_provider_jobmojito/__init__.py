@@ -66,7 +66,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "JobMojito",
-                "python-modules": ["airflow_provider_jobmojito.triggers.jobmojito"],
+                "python-modules": [
+                    "airflow_provider_jobmojito.triggers.jobmojito",
+                    "airflow_provider_jobmojito.triggers.results",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_jobmojito.links.jobmojito.EmbeddedInterviewLink"],

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_jobmojito.answers import scrub
 from airflow_provider_jobmojito.exceptions import JobMojitoUnexpectedAnswerError
 from airflow_provider_jobmojito.plan import Calls, Emit, Secret
-from airflow_provider_jobmojito.results import check_results_read, details_plan, result_pages
+from airflow_provider_jobmojito.results import (
+    LIST_RESULTS_PATH,
+    check_results_read,
+    details_plan,
+    result_pages,
+)
 from airflow_provider_jobmojito.validation import parse_position_id
 
 if TYPE_CHECKING:
@@ -217,6 +222,13 @@ class Endpoints:
             **filters,
         )
         return result_pages(self.calls, read)
+
+    def list_results(self, **params: str | int) -> Plan[dict[str, Any]]:
+        """``GET merchant-result-list``: one page, ``{"data": [...], "pagination": {...}}``.
+
+        :param params: the endpoint's query parameters (``order_by``, ``type``, ``limit``...).
+        """
+        return self.calls.call("GET", LIST_RESULTS_PATH, params=params)
 
     def result_details(
         self, interview_result_id: str, *, signed_recordings: bool = False, stop: Stop | None = None

@@ -693,6 +693,19 @@ class JobMojitoHook(BaseHook):
                 for row in rows:
                     yield row
 
+    def list_results(self, **params: str | int) -> dict[str, Any]:
+        """One page of interview results (``GET merchant-result-list``), as the API gives it; to
+        read a window of results, :meth:`iter_results`.
+
+        :param params: the endpoint's query parameters, e.g. ``order_by="updated_at_newest", limit=1``.
+        :return: ``{"data": [...], "pagination": {"total", "limit", "offset", "has_more"}}``.
+        """
+        return self._run_reading(lambda endpoints: endpoints.list_results(**params))
+
+    async def alist_results(self, **params: str | int) -> dict[str, Any]:
+        """:meth:`list_results`, on an event loop."""
+        return await self._arun_reading(lambda endpoints: endpoints.list_results(**params))
+
     def get_result_details(
         self, interview_result_id: str, *, signed_recordings: bool = False
     ) -> dict[str, Any]:
