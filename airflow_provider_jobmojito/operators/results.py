@@ -237,8 +237,11 @@ class InterviewResultsToStorageOperator(BaseOperator):
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
             if start is None or end is None or start == end:
                 raise ValueError(
-                    "This run has no data interval (an asset-triggered or manual run of an unscheduled "
-                    "DAG): give updated_after, or use since_last_run=True."
+                    "This run has no data interval to export (an asset-triggered or manual run, or a "
+                    "schedule without data intervals: Airflow 3's cron schedules have none unless "
+                    "[scheduler] create_cron_data_intervals is on). Schedule the DAG with a timetable "
+                    "that has them (CronDataIntervalTimetable, a timedelta), give updated_after, or use "
+                    "since_last_run=True."
                 )
             return ResultWindow.of(start - self.settle, end - self.settle)
         pinned = context.get("task_state_store")

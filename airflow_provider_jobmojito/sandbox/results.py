@@ -243,10 +243,11 @@ class ResultChange:
     :param definition_id: the interview the created results belong to.
     :param type: the product type of the created results.
     :param is_test: whether the created results are test results.
-    :param at: the ``created_at``/``updated_at`` of the first created result (ISO 8601), instead
-        of the sandbox's clock: to seed history.
-    :param spread_seconds: with ``at``, the created results are stamped evenly over this many
-        seconds from ``at``.
+    :param at: the ``created_at``/``updated_at`` of the first result created, or the
+        ``updated_at`` of the first updated (ISO 8601), instead of the sandbox's clock: to seed
+        history.
+    :param spread_seconds: with ``at``, the results are stamped evenly over this many seconds
+        from ``at``.
     """
 
     create: int = 0
@@ -360,8 +361,8 @@ class ResultStore:
                 wanted = self._least_recently_updated(
                     change.update, exclude=len(self._records) - len(created)
                 )
-            for record in wanted:
-                self._touch(record)
+            for index, record in enumerate(wanted):
+                self._touch(record, self._stamp_of(change, index, len(wanted)))
         return {"created": [row_id(r.number) for r in created], "updated": [row_id(r.number) for r in wanted]}
 
     def _record_of(self, result_id: str) -> _Record:
@@ -373,11 +374,7 @@ class ResultStore:
         return self._records[number]
 
     def _create(self, change: ResultChange, index: int) -> _Record:
-        if change.at is not None:
-            step = change.spread_seconds * 1000 / change.create if change.create else 0
-            stamp = change.at + int(index * step)
-        else:
-            stamp = self._stamp()
+        stamp = self._stamp_of(change, index, change.create)
         record = _Record(len(self._records), change.definition_id, change.type, change.is_test, stamp)
         self._records.append(record)
         return record
@@ -391,10 +388,17 @@ class ResultStore:
         )
         return [self._records[number] for _, number in tails[:count]]
 
-    def _touch(self, record: _Record) -> None:
+    def _stamp_of(self, change: ResultChange, index: int, count: int) -> int:
+        """The stamp of the ``index``-th of ``count`` results a change creates or updates: from
+        ``at``, spread evenly, or the clock's next."""
+        if change.at is None:
+            return self._stamp()
+        return change.at + int(index * change.spread_seconds * 1000 / count)
+
+    def _touch(self, record: _Record, stamp: int) -> None:
         keys = self._index[record.type]
         del keys[bisect.bisect_left(keys, record.key())]
-        record.updated_ms = self._stamp()
+        record.updated_ms = stamp
         record.version += 1
         bisect.insort(keys, record.key())
 

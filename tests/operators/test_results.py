@@ -21,6 +21,11 @@ import requests
 from airflow.providers.common.compat.sdk import DAG, Asset
 
 from airflow_provider_jobmojito.exceptions import JobMojitoUnavailableError
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 2
+    from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_provider_jobmojito.operators.results import InterviewResultsToStorageOperator
 from airflow_provider_jobmojito.sandbox import SandboxServer
 from tests.conftest import AIRFLOW_V3, AIRFLOW_VERSION, REPO, run_inline_dag
@@ -217,7 +222,7 @@ def wait_for(condition: Any, process: subprocess.Popen[bytes]) -> Any:
 def hourly_dag(dag_id: str, destination: Path, **kwargs: Any) -> DAG:
     with DAG(
         dag_id,
-        schedule="@hourly",
+        schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
     ) as dag:
