@@ -37,7 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                 # Airflow's convention for provider docs: /docs/<package>/<page>, here docs/<page>.
                 "how-to-guide": [
                     f"/docs/airflow-provider-jobmojito/{page}"
-                    for page in ("connection.md", "operators.md", "waiting.md", "bulk.md")
+                    for page in ("connection.md", "operators.md", "waiting.md", "bulk.md", "results.md")
                 ],
                 "tags": ["service"],
             }
