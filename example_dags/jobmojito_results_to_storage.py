@@ -63,7 +63,8 @@ with DAG(
         counts: dict[str, int] = defaultdict(int)
         scores: dict[str, list[float]] = defaultdict(list)
         with ObjectStoragePath(exported["path"]).open("r", encoding="utf-8") as lines:
-            for line in lines:
+            # Line by line (Airflow 2's file wrapper cannot be iterated directly).
+            for line in iter(lines.readline, ""):
                 result = json.loads(line)
                 position = str(result.get("definition_id"))
                 counts[position] += 1

@@ -219,6 +219,12 @@ def wait_for(condition: Any, process: subprocess.Popen[bytes]) -> Any:
     pytest.fail("the condition did not hold within two minutes")
 
 
+def dated(moment: datetime) -> dict[str, datetime]:
+    """``dag.test()``'s argument naming the run's date: ``logical_date`` (Airflow 3) or
+    ``execution_date`` (Airflow 2)."""
+    return {"logical_date" if AIRFLOW_V3 else "execution_date": moment}
+
+
 def hourly_dag(dag_id: str, destination: Path, **kwargs: Any) -> DAG:
     with DAG(
         dag_id,
@@ -238,7 +244,7 @@ class TestInDagRuns:
         dag = hourly_dag("results_backfill", tmp_path, outlets=[Asset("jobmojito_results_backfill")])
         starts = []
         for hour in (1, 2, 3):
-            run = run_inline_dag(dag, logical_date=START + hour * HOUR)
+            run = run_inline_dag(dag, **dated(START + hour * HOUR))
             assert run.state == "success"
             starts.append(run.data_interval_start)
         # Three consecutive hours (which ones a logical date names differs between Airflow 2 and 3).
@@ -254,7 +260,7 @@ class TestInDagRuns:
         assert set(ids) == in_window(sandbox, first, first + 3 * HOUR)
         # Run again for the first interval: the file is overwritten, not doubled.
         content = files[0].read_bytes()
-        run_inline_dag(dag, logical_date=START + HOUR)
+        run_inline_dag(dag, **dated(START + HOUR))
         assert sorted(tmp_path.glob("results_*.jsonl")) == files
         assert files[0].read_bytes() == content
 
@@ -267,7 +273,7 @@ class TestInDagRuns:
 
         asset = Asset("jobmojito_results_event")
         dag = hourly_dag("results_event", tmp_path, outlets=[asset])
-        assert run_inline_dag(dag, logical_date=START + HOUR).state == "success"
+        assert run_inline_dag(dag, **dated(START + HOUR)).state == "success"
         with create_session() as session:
             events = session.query(AssetEvent).filter(AssetEvent.source_dag_id == "results_event").all()
             extras = [event.extra for event in events]
@@ -282,13 +288,13 @@ class TestInDagRuns:
     ) -> None:
         asset = Asset("jobmojito_results_watermark")
         dag = hourly_dag("results_since", tmp_path, outlets=[asset], since_last_run=True, settle=timedelta(0))
-        first = run_inline_dag(dag, logical_date=START + HOUR)
+        first = run_inline_dag(dag, **dated(START + HOUR))
         assert first.state == "success"
         first_out = first.get_task_instance("export").xcom_pull(task_ids="export")
         assert first_out["count"] == 4000
         # Stamped now by the sandbox's clock: after the first window ended, before the second ends.
         created = set(sandbox.change_results(create=25)["created"])
-        second = run_inline_dag(dag, logical_date=START + 2 * HOUR)
+        second = run_inline_dag(dag, **dated(START + 2 * HOUR))
         assert second.state == "success"
         second_out = second.get_task_instance("export").xcom_pull(task_ids="export")
         assert second_out["window"]["updated_after"] == first_out["window"]["updated_before"]
@@ -312,7 +318,7 @@ class TestInDagRuns:
         spec = {"kind": "results", "create_results": 5, "path": LIST_PATH, "query": {"offset": "0"}}
         assert requests.post(f"{sandbox.url}/_sandbox/faults", json=spec, timeout=5).status_code == 200
         sandbox.add_fault("status", status=503, path=LIST_PATH, query={"offset": "998"}, count=6)
-        run = run_inline_dag(dag, logical_date=START + HOUR)
+        run = run_inline_dag(dag, **dated(START + HOUR))
         assert run.state == "success"
         ti = run.get_task_instance("export")
         assert ti.try_number == 2
