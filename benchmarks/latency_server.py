@@ -10,9 +10,9 @@ outlives the benchmark that started it). It answers ``POST .../job-interview-set
 ``{"success": true}`` after ``--delay`` seconds (``{"embed_id", "embed_signing_key"}``, a fresh
 random key, when the body sets ``"is_embedded": true``), accepts any bearer token, keeps connections
 alive (HTTP/1.1), and counts the set-state calls it answered: ``GET /_count`` returns
-``{"count": n, "distinct": ids, "lists": n}`` and ``DELETE /_count`` resets them. With
-``--results N`` it also answers ``GET .../merchant-result-list`` with pages of N synthetic results
-(newest updated first, one second apart, after ``--delay``), counted as ``lists``.
+``{"count": n, "distinct": ids}`` and ``DELETE /_count`` resets them. With ``--results N`` it
+also answers ``GET .../merchant-result-list`` with pages of N synthetic results (newest updated
+first, one second apart, after ``--delay``), counted as ``lists`` in ``/_count``.
 
 It is an asyncio loop with a deliberately small HTTP parser, not ``http.server``: a real API's
 CPU is not on the client's machine, so the stand-in should use as little of it as it can.
@@ -181,7 +181,9 @@ async def _serve_connection(  # noqa: PLR0912 (one branch per route)
                 assert results is not None  # the route is served only with --results
                 writer.write(_response(200, results.page(query)))
             elif path == b"/_count" and method == b"GET":
-                payload = {"count": counter.count, "distinct": len(counter.seen), "lists": counter.lists}
+                payload = {"count": counter.count, "distinct": len(counter.seen)}
+                if results is not None:
+                    payload["lists"] = counter.lists
                 writer.write(_response(200, json.dumps(payload).encode()))
             elif path == b"/_count" and method == b"DELETE":
                 counter.count = counter.lists = 0
