@@ -47,6 +47,7 @@ def get_provider_info() -> dict[str, Any]:
                         "waiting.md",
                         "bulk.md",
                         "positions-as-code.md",
+                        "results.md",
                     )
                 ],
                 "tags": ["service"],
@@ -67,6 +68,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_jobmojito.operators.jobmojito",
                     "airflow_provider_jobmojito.operators.positions_as_code",
+                    "airflow_provider_jobmojito.operators.results",
                 ],
             }
         ],
@@ -79,7 +81,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "JobMojito",
-                "python-modules": ["airflow_provider_jobmojito.triggers.jobmojito"],
+                "python-modules": [
+                    "airflow_provider_jobmojito.triggers.jobmojito",
+                    "airflow_provider_jobmojito.triggers.results",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_jobmojito.links.jobmojito.EmbeddedInterviewLink"],

@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_jobmojito.answers import scrub
 from airflow_provider_jobmojito.exceptions import JobMojitoUnexpectedAnswerError
 from airflow_provider_jobmojito.plan import Calls, Emit, Secret
+from airflow_provider_jobmojito.results import (
+    LIST_RESULTS_PATH,
+    check_results_read,
+    details_plan,
+    result_pages,
+)
 from airflow_provider_jobmojito.validation import parse_position_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
     from airflow_provider_jobmojito.auth import TokenProvider
     from airflow_provider_jobmojito.plan import Plan
@@ -180,6 +187,64 @@ class Endpoints:
                 )
             previous_ids = ids
             offset += len(rows)
+
+    def results_pages(
+        self,
+        *,
+        updated_after: datetime,
+        updated_before: datetime | None = None,
+        include_test: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+        **filters: Any,
+    ) -> Plan[None]:
+        """The results updated in ``[updated_after, updated_before)``, from ``merchant-result-list``
+        newest first, each at most once: emits a list of rows per page that had any (one page in
+        memory). How shifting offsets, duplicates and a lying ``has_more`` are handled:
+        :mod:`~airflow_provider_jobmojito.results`.
+
+        :param updated_after: the window's start (timezone-aware), included.
+        :param updated_before: its end (timezone-aware), excluded, or ``None`` for none. Rows updated
+            while the read runs are stamped after the read began: give an end at or before the
+            read's start (as the export operator does) to read a window that cannot change.
+        :param include_test: give test results (``is_test``) too.
+        :param page_size: rows per page, 2 to 1,000.
+        :param filters: the list's filters: ``type`` (a product type or a list of them, default
+            ``interview``), ``tab``, ``step``, ``interview_id``, ``profile_interview_id``,
+            ``merchant_id``, ``risks``, ``filter_text``, ``filter_emoji``.
+        :raises ValueError: for a bad argument, before any request.
+        :raises JobMojitoUnexpectedAnswerError: when the list does not advance, or keeps moving.
+        """
+        read = check_results_read(
+            updated_after=updated_after,
+            updated_before=updated_before,
+            include_test=include_test,
+            page_size=page_size,
+            **filters,
+        )
+        return result_pages(self.calls, read)
+
+    def list_results(self, **params: str | int) -> Plan[dict[str, Any]]:
+        """``GET merchant-result-list``: one page, ``{"data": [...], "pagination": {...}}``.
+
+        :param params: the endpoint's query parameters (``order_by``, ``type``, ``limit``...).
+        """
+        return self.calls.call("GET", LIST_RESULTS_PATH, params=params)
+
+    def result_details(
+        self, interview_result_id: str, *, signed_recordings: bool = False, stop: Stop | None = None
+    ) -> Plan[dict[str, Any]]:
+        """``GET job-interview-details``: one result with its transcript and AI analysis.
+
+        :param interview_result_id: the result's ``interview_result_id`` (a UUID; not the row's ``id``).
+        :param signed_recordings: ask for signed recording URLs too; each is registered with the
+            secret masker before the answer is returned (they grant access to the recordings).
+        :param stop: shared by the calls of one read: the breaker and the cancel.
+        :raises ValueError: for an id that is not a UUID, before any request.
+        """
+        result_id = parse_position_id(interview_result_id, param="interview_result_id")
+        if not isinstance(signed_recordings, bool):
+            raise ValueError(f"signed_recordings must be True or False; got {signed_recordings!r}.")
+        return details_plan(self.calls, result_id, signed_recordings=signed_recordings, stop=stop)
 
     def check_connection(self) -> Plan[dict[str, Any]]:
         """A read that changes nothing, with no retries: the first page of one position."""

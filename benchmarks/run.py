@@ -22,6 +22,10 @@ with a set latency, in a process of its own.
 4. DAG parse cost: what importing the operators module adds on top of
    ``from airflow.sdk import BaseOperator``, against ``airflow.providers.http.operators.http``,
    each in fresh processes; medians over runs.
+5. Results export: ``InterviewResultsToStorageOperator`` writing 100,000 results to JSON Lines,
+   the list answering pages of 1,000 after 100 ms, in a fresh process: list calls against
+   ceil(100,000 / 1,000), wall time against calls x 100 ms, and peak RSS growth
+   (``--results-only`` runs this one alone).
 """
 
 from __future__ import annotations
@@ -105,10 +109,13 @@ def quiet_logs() -> None:
 
 
 @contextmanager
-def latency_server(delay: float, status: int = 200) -> Iterator[int]:
+def latency_server(delay: float, status: int = 200, *, results: int = 0) -> Iterator[int]:
     """Start :mod:`benchmarks.latency_server` in its own process; yield its port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.latency_server", "--delay", str(delay), "--status", str(status)],
+        [
+            *(sys.executable, "-m", "benchmarks.latency_server", "--delay", str(delay)),
+            *("--status", str(status), "--results", str(results)),
+        ],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -464,6 +471,108 @@ def _vm_kb(field: str) -> int | None:
     return None
 
 
+# -- 5. Results export -------------------------------------------------------------------------
+
+#: Results exported, list latency, and the rows per list call.
+EXPORT_RESULTS = 100_000
+EXPORT_LATENCY = 0.100
+EXPORT_PAGE = 1000
+
+
+@dataclass
+class ExportFigures:
+    results: int
+    exported: int
+    list_calls: int
+    wall: float
+    cpu: float
+    baseline_kb: int
+    peak_kb: int
+
+    @property
+    def ideal_calls(self) -> int:
+        return -(-self.results // EXPORT_PAGE)
+
+    @property
+    def ideal_wall(self) -> float:
+        return self.ideal_calls * EXPORT_LATENCY
+
+
+def results_export(results: int = EXPORT_RESULTS) -> ExportFigures:
+    """``InterviewResultsToStorageOperator`` exporting ``results`` results (pages of 1,000 at 100 ms
+    each) to a local folder, in a fresh process: list calls, wall time, RSS growth."""
+    with latency_server(EXPORT_LATENCY, results=results) as port:
+        env = {**os.environ, **airflow_env()}
+        command = [sys.executable, "-m", "benchmarks.run", "--export-probe", str(port), str(results)]
+        output = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+        probe: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+        lists = server_count(port)["lists"]
+    return ExportFigures(
+        results, probe["count"], lists, probe["wall"], probe["cpu"], probe["baseline_kb"], probe["peak_kb"]
+    )
+
+
+def _export_probe_main(port: int, results: int) -> None:
+    quiet_logs()
+    define_connections(port, fake_jwt())
+    from datetime import UTC, datetime, timedelta
+
+    import benchmarks.latency_server as server
+    from airflow_provider_jobmojito.operators.results import InterviewResultsToStorageOperator
+
+    start = datetime.fromtimestamp(server.RESULTS_EPOCH, UTC)
+    with tempfile.TemporaryDirectory() as folder:
+        operator = InterviewResultsToStorageOperator(
+            task_id="export",
+            jobmojito_conn_id=JOBMOJITO_CONN,
+            destination=folder,
+            updated_after=start,
+            updated_before=start + timedelta(seconds=results + 1),
+        )
+        import gc
+
+        gc.collect()
+        baseline_kb, _ = _peak_rss_kb()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        outcome = operator.execute({})
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        peak_kb, _ = _peak_rss_kb()
+    print(
+        json.dumps(
+            {
+                "count": outcome["count"],
+                "wall": wall,
+                "cpu": cpu,
+                "baseline_kb": baseline_kb,
+                "peak_kb": peak_kb,
+            }
+        )
+    )
+
+
+def export_rows(e: ExportFigures) -> list[tuple[str, str, str, str]]:
+    calls_ratio = e.list_calls / e.ideal_calls
+    wall_ratio = e.wall / e.ideal_wall
+    growth_mb = (e.peak_kb - e.baseline_kb) / 1024
+    return [
+        ("Results export: what", f"{e.results:,} results to JSON Lines", "", ""),
+        (
+            "  list calls",
+            f"{e.list_calls} for {e.exported:,} rows",
+            f"<= 1.05 x {e.ideal_calls} (ceil(n / 1,000))",
+            f"{calls_ratio:.3f} x, {verdict(calls_ratio <= 1.05 and e.exported == e.results)}",
+        ),
+        (
+            "  wall time",
+            f"{e.wall:.2f} s",
+            f"<= 1.3 x {e.ideal_wall:.1f} s (calls x 100 ms)",
+            f"{wall_ratio:.2f} x, {verdict(wall_ratio <= 1.3)}",
+        ),
+        ("  CPU per list call", f"{e.cpu / e.list_calls * 1000:.0f} ms", "(reading and writing)", ""),
+        ("  peak RSS growth", f"{growth_mb:.1f} MB", "< 64 MB", verdict(growth_mb < 64)),
+    ]
+
+
 # -- 4. DAG parse cost -------------------------------------------------------------------------
 
 _IMPORT_SNIPPET = """
@@ -551,6 +660,7 @@ class Measured:
     embed: EmbedFigures
     breaker: BreakerFigures
     triggers: TriggerFigures
+    export: ExportFigures
     ours_module: str
     ours_imports: list[dict[str, Any]]
     their_imports: list[dict[str, Any]]
@@ -577,6 +687,8 @@ def measure(settings: Settings) -> Measured:
     breaker = down_api_bulk(320, settings.workers)
     print("...1,000 deferred sensors in one event loop...", file=sys.stderr, flush=True)
     triggers = deferred_triggers(1000, 1.0)
+    print("...exporting 100,000 results at 100 ms a page...", file=sys.stderr, flush=True)
+    export = results_export()
     print("...DAG parse cost...", file=sys.stderr, flush=True)
     ours_module, ours_imports, their_imports = parse_cost(settings.parse_runs)
     return Measured(
@@ -586,6 +698,7 @@ def measure(settings: Settings) -> Measured:
         embed,
         breaker,
         triggers,
+        export,
         ours_module,
         ours_imports,
         their_imports,
@@ -808,6 +921,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds (a smoke run)")
     parser.add_argument("--rss-probe", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--export-probe", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--results-only", action="store_true", help="only the results export benchmark (section 5)"
+    )
     parser.add_argument(
         "--embed-only", action="store_true", help="only the bulk embedding benchmark (runs on Airflow 2.11)"
     )
@@ -819,6 +936,18 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.update(airflow_env())
     if args.rss_probe:
         _rss_probe_main(*args.rss_probe)
+        return
+    if args.export_probe:
+        _export_probe_main(*args.export_probe)
+        return
+    if args.results_only:
+        started = time.monotonic()
+        print("\n".join(render(export_rows(results_export()))))
+        print()
+        print("\n".join(machine()))
+        print(
+            f"ran in {time.monotonic() - started:.0f} s; reproduce: python -m benchmarks.run --results-only"
+        )
         return
     if args.quick:
         settings = Settings(calls=300, rounds=3, bulk_rounds=2, parse_runs=3, positions=args.positions)
@@ -847,6 +976,7 @@ def main(argv: list[str] | None = None) -> None:
     measured = measure(settings)
     print()
     rows = table_rows(settings, measured) + breaker_rows(measured.breaker) + trigger_rows(measured.triggers)
+    rows += export_rows(measured.export)
     print("\n".join(render(rows)))
     print()
     print("\n".join(header + notes(settings, measured)))

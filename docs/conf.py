@@ -66,6 +66,8 @@ nitpick_ignore_regex = [
     (r"py:.*", rf"(?:{_OTHER_PROJECTS})(?:\..*)?"),
     # Imported only under TYPE_CHECKING, so autodoc sees the bare name: Airflow's and pathlib's.
     (r"py:class", r"Context|TriggerEvent|PokeReturnValue|BaseOperator|TaskInstanceKey|Path"),
+    # Airflow's ObjectStoragePath and the standard library's timedelta, as short type hints show them.
+    (r"py:class", r"ObjectStoragePath|timedelta"),
     # Inherited from Airflow's BaseOperatorLink (inherited members are not documented here).
     (r"py:attr", r"xcom_key"),
     # Type variables, and private classes (undocumented) that public signatures mention.

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ def run_demo(base_url: str) -> int:
             ),
         }
     )
+    # The results example writes its day files here, and reads them back.
+    os.environ["JOBMOJITO_RESULTS_FOLDER"] = (DEMO / "results").as_uri()
+    seed_results(base_url)
     log_path = DEMO / "airflow.log"
     print(f"JobMojito sandbox: {base_url}/functions/v1   (Airflow's own log: {log_path.relative_to(REPO)})")
     before = positions(base_url)
@@ -84,6 +88,10 @@ def run_demo(base_url: str) -> int:
     print(f"  Embed URL:    {embed_url(after[DESIGNER])}")
     print(f"  Snippet file: {snippet.relative_to(REPO)}")
     print(f"                {snippet.read_text().strip()}")
+    print()
+    for day_file in sorted((DEMO / "results").glob("results_*.jsonl")):
+        count = len(day_file.read_text().splitlines())
+        print(f"  Results file: {day_file.relative_to(REPO)}  ({count} results)")
     failed = [dag_id for dag_id, state, _ in runs if state != "success"]
     if failed:
         print(f"\nFailed: {', '.join(failed)}; see {log_path}")
@@ -115,7 +123,48 @@ def run_example_dags() -> list[tuple[str, str, float]]:
         started = time.monotonic()
         run = bag.dags[dag_id].test(run_conf=conf, **test_kwargs.get(dag_id, {}))
         runs.append((dag_id, str(run.state), time.monotonic() - started))
+    # Yesterday's results (the data interval of today's scheduled run) to a JSON Lines file, then
+    # a summary per position: a scheduled DAG, run for its logical date.
+    started = time.monotonic()
+    run = bag.dags["jobmojito_results_to_storage"].test(logical_date=today())
+    runs.append(("jobmojito_results_to_storage", str(run.state), time.monotonic() - started))
     return runs
+
+
+def today() -> datetime:
+    """Midnight UTC today."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def seed_results(base_url: str) -> None:
+    """Interview results of yesterday (the results example's data interval) for two positions;
+    a third of them updated later that day (processed and scored)."""
+    yesterday = today() - timedelta(days=1)
+    for position, count in ((DATA_ENGINEER, 120), (ANALYTICS_ENGINEER, 45)):
+        created = control(
+            base_url,
+            {
+                "create": count,
+                "definition_id": position,
+                "at": (yesterday + timedelta(hours=1)).isoformat(),
+                "spread_seconds": 36000,
+            },
+        )["created"]
+        for _ in range(2):
+            later = (yesterday + timedelta(hours=12)).isoformat()
+            control(base_url, {"ids": created[: count // 3], "at": later, "spread_seconds": 3600})
+
+
+def control(base_url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 (the local sandbox, over http)
+        f"{base_url}/_sandbox/results",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (the local sandbox)
+        answer: dict[str, Any] = json.load(response)
+    return answer
 
 
 def positions(base_url: str) -> dict[str, dict[str, Any]]:

@@ -16,9 +16,10 @@ import hashlib
 import json
 import platform
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 from urllib.parse import urlencode
 
 import requests
@@ -36,6 +37,7 @@ from airflow_provider_jobmojito.exceptions import (
     JobMojitoUnavailableError,
 )
 from airflow_provider_jobmojito.masking import mask
+from airflow_provider_jobmojito.results import check_results_read
 from airflow_provider_jobmojito.retry import Stop
 from airflow_provider_jobmojito.settings import HookSettings
 from airflow_provider_jobmojito.transport import JobMojitoSession, PooledAdapter, RequestsTransport
@@ -47,7 +49,8 @@ from airflow_provider_jobmojito.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
+    from datetime import datetime
 
     from airflow_provider_jobmojito.client_async import AsyncJobMojitoClient
     from airflow_provider_jobmojito.plan import Dated, Plan
@@ -569,6 +572,164 @@ class JobMojitoHook(BaseHook):
         refused credentials as :meth:`aiter_interview_pages` does."""
         return self._apages(lambda endpoints: endpoints.dated_positions_pages(page_size=page_size, **filters))
 
+    def iter_results(
+        self,
+        *,
+        updated_after: datetime,
+        updated_before: datetime | None = None,
+        include_test: bool = False,
+        page_size: int = 1000,
+        with_details: bool = False,
+        signed_recordings: bool = False,
+        detail_workers: int = 4,
+        **filters: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """The interview results updated in ``[updated_after, updated_before)``, newest first, each
+        once, one page in memory at a time (``merchant-result-list``; how shifting offsets,
+        duplicates and a lying ``has_more`` are handled: :mod:`~airflow_provider_jobmojito.results`).
+
+        Every argument is checked now, before any request; the rows come as the API gives them
+        (dicts; ``id`` is the row's id, ``interview_result_id`` the one details and webhooks use).
+
+        :param updated_after: the window's start (timezone-aware), included.
+        :param updated_before: its end (timezone-aware), excluded; ``None``: none. Rows updated while
+            the read runs are stamped after it began, so a read with no end can miss their new
+            version: give an end at or before now to read a window that cannot change.
+        :param include_test: give test results (``is_test``) too.
+        :param page_size: rows per page, 2 to 1,000.
+        :param with_details: add each result's ``job-interview-details`` answer as its
+            ``"details"`` (one call per result, ``detail_workers`` at a time, a page at a time).
+        :param signed_recordings: with ``with_details``, ask for signed recording URLs; each is
+            masked in logs (it grants access to the recording). Off by default.
+        :param detail_workers: detail calls in flight at once (a whole number, at least 1).
+        :param filters: ``type`` (a product type or a list of them; default ``interview``),
+            ``tab``, ``step``, ``interview_id``, ``profile_interview_id``, ``merchant_id``,
+            ``risks``, ``filter_text``, ``filter_emoji``.
+        :raises ValueError: for a bad argument.
+        """
+        _check_details(with_details, signed_recordings, detail_workers)
+        plan = self.endpoints.results_pages(
+            updated_after=updated_after,
+            updated_before=updated_before,
+            include_test=include_test,
+            page_size=page_size,
+            **filters,
+        )
+        pages = self.client.pages(plan)
+        if with_details:
+            return self._detailed(pages, signed_recordings, detail_workers)
+        return (row for page in pages for row in page)
+
+    def _detailed(
+        self, pages: Iterator[list[dict[str, Any]]], signed_recordings: bool, workers: int
+    ) -> Iterator[dict[str, Any]]:
+        """Each row of each page with its details, fetched ``workers`` at a time; the calls of one
+        read share a breaker (:class:`~airflow_provider_jobmojito.retry.Stop`): once the API is
+        plainly down, the rest stop retrying and the read fails at once."""
+        stop = Stop(max(10, 2 * workers))
+        endpoints = self.endpoints
+        self._transport.ensure_pool(self.base_url, workers)
+
+        def fetch(row: dict[str, Any]) -> dict[str, Any]:
+            plan = endpoints.result_details(
+                row["interview_result_id"], signed_recordings=signed_recordings, stop=stop
+            )
+            return {**row, "details": self.client.run(plan)}
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jobmojito-details") as pool:
+            for page in pages:
+                yield from pool.map(fetch, page)
+
+    def aiter_results(
+        self,
+        *,
+        updated_after: datetime,
+        updated_before: datetime | None = None,
+        include_test: bool = False,
+        page_size: int = 1000,
+        with_details: bool = False,
+        signed_recordings: bool = False,
+        detail_workers: int = 4,
+        **filters: Any,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`iter_results`, on an event loop (same arguments, checked now). Credentials
+        refused before the first page read the connection again, as :meth:`aiter_interview_pages`
+        does."""
+        _check_details(with_details, signed_recordings, detail_workers)
+        arguments: dict[str, Any] = {
+            "updated_after": updated_after,
+            "updated_before": updated_before,
+            "include_test": include_test,
+            "page_size": page_size,
+            **filters,
+        }
+        check_results_read(**arguments)
+        pages = self._apages(lambda endpoints: endpoints.results_pages(**arguments))
+        # _apages is an async generator: closed as soon as the rows' iterator is.
+        generator = cast("AsyncGenerator[list[dict[str, Any]], None]", pages)
+        return self._arows(generator, with_details, signed_recordings, detail_workers)
+
+    async def _arows(
+        self,
+        pages: AsyncGenerator[list[dict[str, Any]], None],
+        with_details: bool,
+        signed: bool,
+        workers: int,
+    ) -> AsyncIterator[dict[str, Any]]:
+        stop = Stop(max(10, 2 * workers))
+        gate = asyncio.Semaphore(workers)
+
+        async def fetch(row: dict[str, Any]) -> dict[str, Any]:
+            async with gate:
+                endpoints, client = await self._async()
+                plan = endpoints.result_details(
+                    row["interview_result_id"], signed_recordings=signed, stop=stop
+                )
+                return {**row, "details": await client.run(plan)}
+
+        async with contextlib.aclosing(pages) as each:
+            async for page in each:
+                rows = await asyncio.gather(*map(fetch, page)) if with_details else page
+                for row in rows:
+                    yield row
+
+    def list_results(self, **params: str | int) -> dict[str, Any]:
+        """One page of interview results (``GET merchant-result-list``), as the API gives it; to
+        read a window of results, :meth:`iter_results`.
+
+        :param params: the endpoint's query parameters, e.g. ``order_by="updated_at_newest", limit=1``.
+        :return: ``{"data": [...], "pagination": {"total", "limit", "offset", "has_more"}}``.
+        """
+        return self._run_reading(lambda endpoints: endpoints.list_results(**params))
+
+    async def alist_results(self, **params: str | int) -> dict[str, Any]:
+        """:meth:`list_results`, on an event loop."""
+        return await self._arun_reading(lambda endpoints: endpoints.list_results(**params))
+
+    def get_result_details(
+        self, interview_result_id: str, *, signed_recordings: bool = False
+    ) -> dict[str, Any]:
+        """One result with its transcript and AI analysis (``GET job-interview-details``).
+
+        :param interview_result_id: the result's ``interview_result_id`` (a UUID).
+        :param signed_recordings: ask for signed recording URLs too (each masked in logs).
+        """
+        return self._run_reading(
+            lambda endpoints: endpoints.result_details(
+                interview_result_id, signed_recordings=signed_recordings
+            )
+        )
+
+    async def aget_result_details(
+        self, interview_result_id: str, *, signed_recordings: bool = False
+    ) -> dict[str, Any]:
+        """:meth:`get_result_details`, on an event loop."""
+        return await self._arun_reading(
+            lambda endpoints: endpoints.result_details(
+                interview_result_id, signed_recordings=signed_recordings
+            )
+        )
+
     def embed_url(self, embed_id: str) -> str:
         """The iframe URL for ``embed_id``, e.g. ``https://try.interviewmojito.com/embed?embed_id=...``."""
         return f"{self.settings.embed_base_url}?{urlencode({'embed_id': embed_id})}"
@@ -592,6 +753,16 @@ class JobMojitoHook(BaseHook):
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 JobMojitoHook.__doc__ = f"{(JobMojitoHook.__doc__ or '').rstrip()}\n{connection.param_docs('    ')}\n    "
+
+
+def _check_details(with_details: object, signed_recordings: object, detail_workers: object) -> None:
+    for name, value in (("with_details", with_details), ("signed_recordings", signed_recordings)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False; got {value!r}.")
+    if signed_recordings and not with_details:
+        raise ValueError("signed_recordings=True needs with_details=True (the URLs come with the details).")
+    if isinstance(detail_workers, bool) or not isinstance(detail_workers, int) or detail_workers < 1:
+        raise ValueError(f"detail_workers must be a whole number of at least 1; got {detail_workers!r}.")
 
 
 def _fingerprint_of(conn: Any) -> str:

@@ -7,6 +7,7 @@ import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from . import results
 from .messages import Request, Response, json_response
 from .ratelimit import OVER_RATE_LIMIT_BODY
 from .state import (
@@ -291,3 +292,5 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/functions/v1/merchant-interview-list": {"GET": list_positions},
     "/auth/v1/token": {"POST": password_grant},
 }
+# The results routes live with the results (:mod:`.results`).
+ROUTES.update(results.API_ROUTES)

@@ -16,6 +16,7 @@ from . import api, control
 from .context import SandboxContext
 from .faults import fault_response_body
 from .messages import Response, json_response
+from .results import ResultChange
 from .state import UnknownPositionError
 
 if TYPE_CHECKING:
@@ -47,11 +48,15 @@ class SandboxApp(SandboxContext):
         api_route = request.path.startswith((API_PREFIX + "/", AUTH_PREFIX + "/"))
         fault = self.faults.take(request.path, request.query, api_route=api_route)
         response: Response | None
-        if fault is None or fault.kind in ("delay", "change"):
+        if fault is None or fault.kind in ("delay", "change", "results"):
             if fault is not None and fault.seconds:
                 time.sleep(fault.seconds)
             if fault is not None and fault.kind == "change":
                 self._change(fault)
+            if fault is not None and fault.kind == "results":
+                self.results.apply(
+                    ResultChange(create=fault.create_results or 0, update=fault.update_results or 0)
+                )
             # Like Supabase's gateway, credentials are checked before the route is even looked up.
             response = api.check_credentials(self, request) or self._dispatch(api.ROUTES, request)
         elif fault.kind in ("status", "answer"):

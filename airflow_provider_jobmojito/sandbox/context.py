@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .faults import FaultQueue
 from .messages import Request, Response
 from .ratelimit import SignInLimiter
+from .results import ResultStore
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -123,12 +124,15 @@ class SandboxContext:
         self.log = RequestLog(request_log_limit)
         self.sign_ins = sign_ins if sign_ins is not None else SignInLimiter()
         self.clock: Clock = clock if clock is not None else time.time
+        #: The interview results (:mod:`.results`), stamped from the same clock.
+        self.results = ResultStore(self.clock)
 
     def reset(self) -> None:
-        """Forget positions, logged requests, faults, sign-in counts and revoked sessions, and refill
+        """Forget positions, results, logged requests, faults, sign-in counts and revoked sessions, and refill
         the sign-in buckets; credentials, the signing secret and the sign-in limit's settings stay."""
         self.tokens.forget_sessions()
         self.store.clear()
+        self.results.clear()
         self.log.clear()
         self.faults.clear()
         self.sign_ins.reset()

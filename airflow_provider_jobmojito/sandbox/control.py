@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import results
 from .faults import parse_fault
 from .messages import json_response
 from .state import UnknownPositionError, ValidationError, canonical_uuid, check_status, parse_seed
@@ -230,3 +231,4 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/_sandbox/sign-in-limit": {"GET": sign_in_limit, "POST": configure_sign_in_limit},
     "/_sandbox/health": {"GET": health},
 }
+ROUTES.update(results.CONTROL_ROUTES)

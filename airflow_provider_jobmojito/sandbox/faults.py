@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from .state import ValidationError, canonical_uuid, check_status
 
-FaultKind = Literal["status", "answer", "delay", "drop", "change"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("status", "answer", "delay", "drop", "change")
+FaultKind = Literal["status", "answer", "delay", "drop", "change", "results"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("status", "answer", "delay", "drop", "change", "results")
 _MATCH = frozenset({"kind", "count", "path", "query"})
 _KEYS: dict[str, frozenset[str]] = {
     "status": _MATCH | {"status", "retry_after", "body"},
@@ -20,6 +20,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "delay": _MATCH | {"seconds"},
     "drop": _MATCH,
     "change": _MATCH | {"position_id", "position_status"},
+    "results": _MATCH | {"create_results", "update_results"},
 }
 #: Longest delay accepted, so a typo cannot hang a test run for hours.
 MAX_DELAY_SECONDS = 300.0
@@ -46,6 +47,9 @@ class Fault:
     :param seconds: how long to sleep (``delay`` kind).
     :param position_id: the position to change (``change`` kind).
     :param position_status: its new status (``change`` kind).
+    :param create_results: results to create (``results`` kind: like ``change``, the change is
+        made just before the request is answered normally; see :mod:`.results`).
+    :param update_results: results to update, the least recently updated first (``results`` kind).
     """
 
     kind: FaultKind
@@ -58,6 +62,8 @@ class Fault:
     query: dict[str, str] | None = None
     position_id: str | None = None
     position_status: str | None = None
+    create_results: int | None = None
+    update_results: int | None = None
 
     def matches(self, path: str, query: Mapping[str, str], *, api_route: bool) -> bool:
         """Whether a request to ``path`` with ``query`` meets this fault.
@@ -112,6 +118,16 @@ def _status_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"status": status, "retry_after": retry_after, "body": body}
 
 
+def _results_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    options = {}
+    for name in ("create_results", "update_results"):
+        value = spec.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(name, "Must be an integer of at least 0.")
+        options[name] = value
+    return options
+
+
 def parse_fault(spec: object) -> Fault:
     """Validate a fault specification from the control API or :meth:`SandboxServer.add_fault`.
 
@@ -146,6 +162,8 @@ def parse_fault(spec: object) -> Fault:
             "position_id": canonical_uuid(spec.get("position_id"), "position_id"),
             "position_status": check_status(spec.get("position_status"), "position_status"),
         }
+    elif kind == "results":
+        options = _results_options(spec)
     return Fault(
         kind=kind,
         count=_count(spec.get("count", 1)),

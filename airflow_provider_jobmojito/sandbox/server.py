@@ -15,6 +15,7 @@ from .app import SandboxApp
 from .faults import parse_fault
 from .messages import Request, Response, json_response
 from .ratelimit import SIGN_IN_CAPACITY, SIGN_IN_REFILL_PER_SECOND, SignInLimiter
+from .results import ResultChange
 from .state import Position, PositionStore, canonical_uuid, check_status, parse_seed
 from .tokens import TokenAuthority
 
@@ -472,6 +473,16 @@ class SandboxServer:
         fault = parse_fault(spec)
         self.app.faults.add(fault)
         return fault.to_dict()
+
+    def change_results(self, **change: Any) -> dict[str, Any]:
+        """Create and update interview results, as ``POST /_sandbox/results`` (the keys of
+        :class:`~airflow_provider_jobmojito.sandbox.results.ResultChange`: ``create``, ``update``,
+        ``ids``, ``definition_id``, ``type``, ``is_test``, ``at``, ``spread_seconds``).
+
+        :return: ``{"created": [ids], "updated": [ids]}``.
+        :raises ValidationError: for an invalid change.
+        """
+        return self.app.results.apply(ResultChange.parse(change))
 
     def faults(self) -> list[dict[str, Any]]:
         """The queued faults, head first."""

@@ -68,6 +68,8 @@ EXAMPLE_DAG_IDS = (
 #: Seconds between the polls of the example's AssetWatcher (its default, 60, is for production).
 WATCH_POLL_INTERVAL = "2"
 WAIT_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_wait.py"
+#: A DAG started by the result watcher (``tests/e2e/test_results_watch.py``).
+RESULTS_WATCH_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_results_watch.py"
 #: A DAG file the provider refuses when it is parsed (``tests/e2e/test_reschedule_guard.py``).
 UNSAFE_RESCHEDULE_DAG_FILE = REPO / "tests" / "e2e" / "dags" / "jobmojito_e2e_unsafe_reschedule.py"
 #: The bulk DAGs whose task durations ``tests/e2e/test_bulk_performance.py`` compares.
@@ -137,8 +139,8 @@ class Profile:
 
 
 LOCAL = Profile(
-    dag_files=(WAIT_DAG_FILE, UNSAFE_RESCHEDULE_DAG_FILE, BULK_DAG_FILE),
-    dag_ids=("jobmojito_e2e_wait", *BULK_DAG_IDS),
+    dag_files=(WAIT_DAG_FILE, UNSAFE_RESCHEDULE_DAG_FILE, BULK_DAG_FILE, RESULTS_WATCH_DAG_FILE),
+    dag_ids=("jobmojito_e2e_wait", *BULK_DAG_IDS, "jobmojito_e2e_results_watch"),
     import_errors=(UNSAFE_RESCHEDULE_DAG_FILE.name,),
 )
 

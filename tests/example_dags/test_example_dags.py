@@ -45,6 +45,7 @@ def test_every_example_dag_imports_without_errors_or_warnings() -> None:
         "jobmojito_embed_in_batches",
         "jobmojito_hiring_closed",
         "jobmojito_positions_as_code",
+        "jobmojito_results_to_storage",
     ]
     if AIRFLOW_V3:  # AssetWatcher
         expected.insert(2, "jobmojito_archive_when_completed")
@@ -274,3 +275,38 @@ class TestPositionsAsCode:
         assert run.state == "success"
         assert [r for r in sandbox.requests_log() if r["path"].endswith("set-state")] == []
         assert run.get_task_instance("apply").xcom_pull(task_ids="apply")["applied"] == 0
+
+
+class TestResultsToStorage:
+    def test_exports_the_days_results_and_summarises_them_per_position(
+        self, jobmojito_sandbox: Any, jobmojito_conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        jobmojito_conn()
+        monkeypatch.setenv("JOBMOJITO_RESULTS_FOLDER", tmp_path.as_uri())
+        day = pendulum.datetime(2026, 1, 1, tz="UTC")
+        for position, count in ((P1, 30), (P2, 12)):
+            created = jobmojito_sandbox.change_results(
+                create=count,
+                definition_id=position,
+                at=day.add(hours=1).isoformat(),
+                spread_seconds=10 * 3600,
+            )["created"]
+            # Updated twice later that day: processed and scored.
+            for _ in range(2):
+                jobmojito_sandbox.change_results(
+                    ids=created[:10], at=day.add(hours=12).isoformat(), spread_seconds=3600
+                )
+        # The day before and the day after: not in the day's file.
+        jobmojito_sandbox.change_results(create=5, at=day.subtract(hours=2).isoformat())
+        jobmojito_sandbox.change_results(create=5, at=day.add(days=1, hours=2).isoformat())
+        dag = load_example_dag("jobmojito_results_to_storage", "jobmojito_results_to_storage")
+        # A manual run of that date exports the interval ending then: the day.
+        run = dag.test(**{"logical_date" if AIRFLOW_V3 else "execution_date": day.add(days=1)})
+        assert run.state == "success"
+        exported = run.get_task_instance("export_results").xcom_pull(task_ids="export_results")
+        assert exported["count"] == 42
+        assert exported["path"].startswith(tmp_path.as_uri())
+        summary = run.get_task_instance("summarise").xcom_pull(task_ids="summarise")
+        assert {position: counts["results"] for position, counts in summary.items()} == {P1: 30, P2: 12}
+        assert {position: counts["scored"] for position, counts in summary.items()} == {P1: 10, P2: 10}
+        assert all(isinstance(counts["mean_score"], float) for counts in summary.values())
