@@ -36,6 +36,8 @@ OPTIONAL = {
     "flask_appbuilder": "the legacy connection form (Airflow 2.11 to 3.1, with FAB)",
     # The sandbox's pytest plugin: only pytest loads it (the pytest11 entry point).
     "pytest": "the sandbox's pytest plugin, which only pytest loads",
+    # results_parquet.py, only when an export writes Parquet (the parquet extra).
+    "pyarrow": "the Parquet export (the parquet extra)",
 }
 #: Distributions that the ``apache-airflow`` requirement brings at its own version (Airflow 3 splits
 #: itself into these); importing ``airflow.triggers.base`` from them is importing Airflow.

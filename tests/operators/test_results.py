@@ -81,7 +81,7 @@ class TestConstruction:
         ("kwargs", "named"),
         [
             ({"destination": ""}, "destination"),
-            ({"destination": "results/", "format": "parquet"}, "format"),
+            ({"destination": "results/", "format": "csv"}, "format"),
             ({"destination": "results/", "settle": timedelta(minutes=-1)}, "settle"),
             ({"destination": "results/", "since_last_run": True}, "since_last_run"),
             ({"destination": "results/", "filters": {"order_by": "score"}}, "order_by"),
