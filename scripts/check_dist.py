@@ -10,9 +10,10 @@ Usage: python scripts/check_dist.py   (`make dist`; needs build, twine, pyroma a
    image in it must be absolute (a relative one is broken on the package index).
 3. pyroma rates the sdist's packaging 10/10 (``--min 10``).
 4. The wheel holds every module of the package and ``py.typed``, its metadata declares this
-   version, Python >= 3.11, POSIX (the token cache's file locks), no extras (the developers' tools
-   are dependency groups) and both entry points (Airflow's provider info, the sandbox's pytest
-   plugin), and nothing of tests/, benchmarks/, example_dags/ or scripts/.
+   version, Python >= 3.11, POSIX (the token cache's file locks), only the users' extras
+   (:data:`USER_EXTRAS`; the developers' tools are dependency groups) and both entry points
+   (Airflow's provider info, the sandbox's pytest plugin), and nothing of tests/, benchmarks/,
+   example_dags/ or scripts/.
 5. The sdist holds the package, README, CHANGELOG, LICENSE and pyproject.toml, and no tests.
 6. Both wheels hold the same files with the same content (sha256 of each file but RECORD), and
    each wheel's RECORD agrees with its files.
@@ -42,6 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 DIST = REPO / "dist"
 PACKAGE = "airflow_provider_jobmojito"
 EXCLUDED_DIRS = ("tests", "benchmarks", "example_dags", "scripts")
+#: The extras users install the package with: parquet (pyarrow, for the results export to Parquet).
+USER_EXTRAS = frozenset({"parquet"})
 
 
 def version() -> str:
@@ -110,7 +113,7 @@ def check_wheel(wheel: Path, problems: list[str]) -> None:
         problems.append("wheel lacks the LICENSE")
     if "Operating System :: POSIX" not in (metadata.get_all("Classifier") or []):
         problems.append("wheel's classifiers lack 'Operating System :: POSIX' (the token cache needs fcntl)")
-    if extras := metadata.get_all("Provides-Extra"):
+    if extras := sorted(set(metadata.get_all("Provides-Extra") or []) - USER_EXTRAS):
         problems.append(f"wheel provides extras {extras}: developers' tools belong in [dependency-groups]")
     for entry_point in (
         f"provider_info = {PACKAGE}:get_provider_info",
