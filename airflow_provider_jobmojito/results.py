@@ -328,7 +328,8 @@ def _step_back(state: _Listing, page_size: int, type_: str) -> None:
             f"JobMojito GET /{LIST_RESULTS_PATH} (type {type_}) kept moving rows up under the read "
             f"({MAX_STEP_BACKS} step backs): stopped paging rather than risk skipping results."
         )
-    state.step_back = max(page_size // 10, 2 * state.step_back)
+    # At least one row: a tenth of a page under ten rows is none, which would re-read the same offset.
+    state.step_back = max(page_size // 10, 1, 2 * state.step_back)
     state.offset = max(0, state.offset - state.step_back)
 
 

@@ -258,3 +258,24 @@ def test_details_fetching_stops_retrying_once_the_api_is_plainly_down(
     details_calls = [e for e in sandbox.requests_log() if e["path"] == DETAILS_PATH]
     # The breaker (10 failures in a row) stops the others' retries: far fewer than 40 results x 6 attempts.
     assert len(details_calls) < 40
+
+
+def test_a_list_that_moved_up_under_a_small_page_is_read_again_from_further_back(
+    sandbox: SandboxServer, hook: JobMojitoHook
+) -> None:
+    seeded = seed_hour(sandbox, 25)
+    token = sandbox.issue_token()
+    listing = requests.get(
+        f"{sandbox.api_url}/merchant-result-list",
+        params={"order_by": "updated_at_newest", "limit": 5, "offset": 5},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()
+    # Offset 3 keeps answering as a list that lost two rows before it: only a step back helps,
+    # however small the page (a tenth of a page of five rows is none).
+    add_fault(sandbox, kind="answer", body=listing, path=LIST_PATH, query={"offset": "3"}, count=100)
+    sandbox.clear_requests()
+    rows = list(hook.iter_results(updated_after=START, updated_before=START + HOUR, page_size=5))
+    assert Counter(row["id"] for row in rows) == Counter(seeded)
+    offsets = [int(call["query"]["offset"]) for call in list_calls(sandbox)]
+    assert offsets[:3] == [0, 3, 2]
