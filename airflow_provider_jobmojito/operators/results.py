@@ -261,7 +261,12 @@ class InterviewResultsToStorageOperator(BaseOperator):
         self.log.info("Exported %d result(s) updated in [%s, %s) to %s.", count, *bounds.values(), final)
         if self.since_last_run and window.before is not None:
             # Only now that the file is there: a task that died before would export the window again.
-            self._asset_store(context).set(WATERMARK_KEY, window.before.isoformat())
+            store = self._asset_store(context)
+            stored = store.get(WATERMARK_KEY)
+            # Forward only: a cleared earlier run exports its pinned window again, and must not
+            # send the next run back over windows later runs exported (each row in two files).
+            if not isinstance(stored, str) or datetime.fromisoformat(stored) < window.before:
+                store.set(WATERMARK_KEY, window.before.isoformat())
         events = context.get("outlet_events")
         for asset in self._assets():
             if events is not None:
