@@ -313,6 +313,11 @@ class InterviewResultsToStorageOperator(BaseOperator):
         """The window to export, fixed on the first try when it depends on now."""
         after = _moment(self.updated_after, "updated_after")
         before = _moment(self.updated_before, "updated_before")
+        if after is None and before is not None and not self.since_last_run:
+            # Else the start would come from a watermark this export neither asked for nor keeps.
+            raise ValueError(
+                "updated_before needs updated_after (or since_last_run=True, which starts at the watermark)."
+            )
         if after is None and before is None and not self.since_last_run:
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
             if start is None or end is None or start == end:

@@ -365,3 +365,15 @@ def test_clearing_an_earlier_run_exports_its_window_again_and_never_moves_the_wa
     assert again == first
     third = operator.execute({"task_state_store": runs[2], "asset_state_store": assets})
     assert third["window"]["updated_after"] == second["window"]["updated_before"]
+
+
+def test_an_end_without_a_start_is_refused_naming_both_before_any_request(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    operator = InterviewResultsToStorageOperator(
+        task_id="export", destination=str(tmp_path), updated_before=(START + HOUR).isoformat()
+    )
+    sandbox.clear_requests()
+    with pytest.raises(ValueError, match=r"updated_before.*updated_after"):
+        operator.execute(interval(1))
+    assert sandbox.requests_log() == []
