@@ -12,9 +12,9 @@ Offsets shift while rows change, and the pager absorbs it:
   the page holds that last row (the *anchor*). An update or a new result moves a row to the
   front, which pushes rows down (to higher offsets): the page then re-sees more rows, never
   fewer, and nothing is skipped.
-* **Step back.** A page that neither holds the anchor nor starts strictly newer than it means the
-  list moved up (rows were removed before it): rows may have been skipped, so the pager reads
-  again from further back (a tenth of a page, doubling), at most :data:`MAX_STEP_BACKS` times.
+* **Step back.** A page that is empty, or neither holds the anchor nor starts strictly newer
+  than it, means the list moved up (rows were removed before it): rows may have been skipped, so
+  the pager reads again from further back (a tenth of a page, doubling), at most :data:`MAX_STEP_BACKS` times.
 * **Deduplication in bounded memory.** Within the window a row's ``updated_at`` does not change
   during the read (an update made meanwhile stamps it at or after ``updated_before``, which drops
   it here: it belongs to the next window). Rows therefore arrive in ``updated_at`` order, and a
@@ -311,10 +311,14 @@ def _type_pages(
 
 
 def _moved_up(state: _Listing, stamped: list[tuple[datetime | None, dict[str, Any]]]) -> bool:
-    """Whether a page after the first skipped rows: it neither holds the previous page's last row
-    nor starts strictly newer than it."""
-    if state.offset == 0 or state.anchor_moment is None or not stamped:
+    """Whether a page after the first skipped rows: it is empty, or neither holds the previous
+    page's last row nor starts strictly newer than it."""
+    if state.offset == 0 or state.anchor_moment is None:
         return False
+    if not stamped:
+        # Where the anchor's group should be, after a page that said has_more: the list shrank
+        # under the read (rows left it, e.g. a tab filter), not its end.
+        return True
     if any(row.get("id") == state.anchor_id for _, row in stamped):
         return False
     first = next((moment for moment, _ in stamped if moment is not None), None)

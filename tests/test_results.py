@@ -279,3 +279,20 @@ def test_a_list_that_moved_up_under_a_small_page_is_read_again_from_further_back
     assert Counter(row["id"] for row in rows) == Counter(seeded)
     offsets = [int(call["query"]["offset"]) for call in list_calls(sandbox)]
     assert offsets[:3] == [0, 3, 2]
+
+
+def test_a_list_that_shrank_below_the_next_offset_is_read_again_from_further_back(
+    sandbox: SandboxServer, hook: JobMojitoHook
+) -> None:
+    seeded = seed_hour(sandbox, 300)
+    rows = hook.iter_results(
+        updated_after=START, updated_before=START + HOUR, page_size=100, tab="incomplete"
+    )
+    given: list[str] = []
+    for row in rows:
+        given.append(row["id"])
+        if len(given) == 200:
+            # Decided while the read runs: 190 results already given leave the "incomplete" tab,
+            # so the list now ends before the next page's offset (an empty page, not the end).
+            sandbox.change_results(ids=given[:190])
+    assert Counter(given) == Counter(seeded)
