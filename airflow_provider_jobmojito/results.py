@@ -335,6 +335,9 @@ def _step_back(state: _Listing, page_size: int, type_: str) -> None:
     # At least one row: a tenth of a page under ten rows is none, which would re-read the same offset.
     state.step_back = max(page_size // 10, 1, 2 * state.step_back)
     state.offset = max(0, state.offset - state.step_back)
+    # From further back, the page may be the previous one again (the list moved up by as much):
+    # that is no list answering one page for every offset.
+    state.previous_ids = None
 
 
 def _advance(
