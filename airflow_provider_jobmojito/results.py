@@ -14,7 +14,8 @@ Offsets shift while rows change, and the pager absorbs it:
   fewer, and nothing is skipped.
 * **Step back.** A page that is empty, or neither holds the anchor nor starts strictly newer
   than it, means the list moved up (rows were removed before it): rows may have been skipped, so
-  the pager reads again from further back (a tenth of a page, doubling), at most :data:`MAX_STEP_BACKS` times.
+  the pager reads again from further back (a tenth of a page or a row, doubling), at most
+  :data:`MAX_STEP_BACKS` times.
 * **Deduplication in bounded memory.** Within the window a row's ``updated_at`` does not change
   during the read (an update made meanwhile stamps it at or after ``updated_before``, which drops
   it here: it belongs to the next window). Rows therefore arrive in ``updated_at`` order, and a
