@@ -312,3 +312,34 @@ def test_a_page_read_again_after_a_step_back_may_be_the_previous_page_without_en
             # page before, legitimately, not a list answering the same page for every offset.
             sandbox.change_results(ids=given[:20])
     assert Counter(given) == Counter(created)
+
+
+@pytest.mark.parametrize("faced", ["sync", "async"])
+def test_a_result_without_an_interview_result_id_comes_without_details_and_the_read_goes_on(
+    sandbox: SandboxServer, hook: JobMojitoHook, faced: str
+) -> None:
+    seeded = seed_hour(sandbox, 5)
+    token = sandbox.issue_token()
+    page = requests.get(
+        f"{sandbox.api_url}/merchant-result-list",
+        params={"order_by": "updated_at_newest", "limit": 1000, "offset": 0},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()
+    # The contract lets interview_result_id be null (a result with no interview part, only a
+    # pre-screening): there are no details to fetch for it.
+    page["data"][2]["interview_result_id"] = None
+    add_fault(sandbox, kind="answer", body=page, path=LIST_PATH)
+    arguments: dict[str, Any] = {"updated_after": START, "with_details": True}
+    if faced == "sync":
+        rows = list(hook.iter_results(**arguments))
+    else:
+
+        async def read() -> list[dict[str, Any]]:
+            return [row async for row in hook.aiter_results(**arguments)]
+
+        rows = asyncio.run(read())
+    assert {row["id"] for row in rows} == seeded
+    assert [row["details"] is None for row in rows] == [False, False, True, False, False]
+    details_calls = [e for e in sandbox.requests_log() if e["path"] == DETAILS_PATH]
+    assert len(details_calls) == 4
