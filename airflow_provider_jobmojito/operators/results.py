@@ -137,7 +137,8 @@ class InterviewResultsToStorageOperator(BaseOperator):
 
     A window that depends on now is fixed on the first try in the task's state store (Airflow
     3.3+), so a retry exports the same window; the watermark advances only once the file is
-    written. Rows come from :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.iter_results`
+    written, and never back (a cleared earlier run exports its window again). Rows come from
+    :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.iter_results`
     (each result once, a page in memory at a time), one JSON object per line, in the API's order
     (newest first), as the API sends them (ASCII-escaped). Deletions are not exported: the API
     shows none. The next page is read while the last is written.
