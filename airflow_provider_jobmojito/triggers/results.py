@@ -111,7 +111,9 @@ async def _baseline(hook: JobMojitoHook, filters: Mapping[str, Any], include_tes
             if moment is not None and (newest is None or moment >= newest):
                 newest = moment
                 seen[str(row.get("id"))] = str(row.get("updated_at"))
-    start = newest or datetime.now(UTC) - MARGIN
+    # An empty list: every result that appears is new. Not this machine's clock, which the API's
+    # stamps may trail (those results would never fire).
+    start = newest or datetime(1970, 1, 1, tzinfo=UTC)
     return _Horizon(start, {rid: stamp for rid, stamp in seen.items() if _moment(stamp) == newest})
 
 

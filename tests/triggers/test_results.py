@@ -238,3 +238,17 @@ def test_a_watch_that_joins_a_running_shared_poll_late_fires_what_the_poll_fired
     [one], [two] = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert set(one["ids"]) == set(early)
     assert set(two["ids"]) == set(early) | set(late)
+
+
+def test_a_watch_that_starts_on_an_empty_list_fires_the_first_results_whatever_the_api_clock_says(
+    jobmojito_sandbox_factory: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_jobmojito.sandbox import ManualClock
+
+    # The API's clock is behind this machine's (here by months): its stamps, not this clock, count.
+    sandbox = jobmojito_sandbox_factory(clock=ManualClock(START.timestamp()))
+    conn_id = jobmojito_conn("results_empty_start", host=sandbox.api_url, password=sandbox.issue_token())
+    created: list[str] = []
+    Script(monkeypatch, [lambda: created.extend(sandbox.change_results(create=2)["created"])])
+    [fired] = asyncio.run(asyncio.wait_for(events(watcher(jobmojito_conn_id=conn_id).run(), 1), 60))
+    assert set(fired["ids"]) == set(created)
