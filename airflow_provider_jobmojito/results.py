@@ -12,9 +12,10 @@ Offsets shift while rows change, and the pager absorbs it:
   the page holds that last row (the *anchor*). An update or a new result moves a row to the
   front, which pushes rows down (to higher offsets): the page then re-sees more rows, never
   fewer, and nothing is skipped.
-* **Step back.** A page that neither holds the anchor nor starts strictly newer than it means the
-  list moved up (rows were removed before it): rows may have been skipped, so the pager reads
-  again from further back (a tenth of a page, doubling), at most :data:`MAX_STEP_BACKS` times.
+* **Step back.** A page that is empty, or neither holds the anchor nor starts strictly newer
+  than it, means the list moved up (rows were removed before it): rows may have been skipped, so
+  the pager reads again from further back (a tenth of a page or a row, doubling), at most
+  :data:`MAX_STEP_BACKS` times.
 * **Deduplication in bounded memory.** Within the window a row's ``updated_at`` does not change
   during the read (an update made meanwhile stamps it at or after ``updated_before``, which drops
   it here: it belongs to the next window). Rows therefore arrive in ``updated_at`` order, and a
@@ -311,10 +312,14 @@ def _type_pages(
 
 
 def _moved_up(state: _Listing, stamped: list[tuple[datetime | None, dict[str, Any]]]) -> bool:
-    """Whether a page after the first skipped rows: it neither holds the previous page's last row
-    nor starts strictly newer than it."""
-    if state.offset == 0 or state.anchor_moment is None or not stamped:
+    """Whether a page after the first skipped rows: it is empty, or neither holds the previous
+    page's last row nor starts strictly newer than it."""
+    if state.offset == 0 or state.anchor_moment is None:
         return False
+    if not stamped:
+        # Where the anchor's group should be, after a page that said has_more: the list shrank
+        # under the read (rows left it, e.g. a tab filter), not its end.
+        return True
     if any(row.get("id") == state.anchor_id for _, row in stamped):
         return False
     first = next((moment for moment, _ in stamped if moment is not None), None)
@@ -328,8 +333,12 @@ def _step_back(state: _Listing, page_size: int, type_: str) -> None:
             f"JobMojito GET /{LIST_RESULTS_PATH} (type {type_}) kept moving rows up under the read "
             f"({MAX_STEP_BACKS} step backs): stopped paging rather than risk skipping results."
         )
-    state.step_back = max(page_size // 10, 2 * state.step_back)
+    # At least one row: a tenth of a page under ten rows is none, which would re-read the same offset.
+    state.step_back = max(page_size // 10, 1, 2 * state.step_back)
     state.offset = max(0, state.offset - state.step_back)
+    # From further back, the page may be the previous one again (the list moved up by as much):
+    # that is no list answering one page for every offset.
+    state.previous_ids = None
 
 
 def _advance(

@@ -258,3 +258,88 @@ def test_details_fetching_stops_retrying_once_the_api_is_plainly_down(
     details_calls = [e for e in sandbox.requests_log() if e["path"] == DETAILS_PATH]
     # The breaker (10 failures in a row) stops the others' retries: far fewer than 40 results x 6 attempts.
     assert len(details_calls) < 40
+
+
+def test_a_list_that_moved_up_under_a_small_page_is_read_again_from_further_back(
+    sandbox: SandboxServer, hook: JobMojitoHook
+) -> None:
+    seeded = seed_hour(sandbox, 25)
+    token = sandbox.issue_token()
+    listing = requests.get(
+        f"{sandbox.api_url}/merchant-result-list",
+        params={"order_by": "updated_at_newest", "limit": 5, "offset": 5},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()
+    # Offset 3 keeps answering as a list that lost two rows before it: only a step back helps,
+    # however small the page (a tenth of a page of five rows is none).
+    add_fault(sandbox, kind="answer", body=listing, path=LIST_PATH, query={"offset": "3"}, count=100)
+    sandbox.clear_requests()
+    rows = list(hook.iter_results(updated_after=START, updated_before=START + HOUR, page_size=5))
+    assert Counter(row["id"] for row in rows) == Counter(seeded)
+    offsets = [int(call["query"]["offset"]) for call in list_calls(sandbox)]
+    assert offsets[:3] == [0, 3, 2]
+
+
+def test_a_list_that_shrank_below_the_next_offset_is_read_again_from_further_back(
+    sandbox: SandboxServer, hook: JobMojitoHook
+) -> None:
+    seeded = seed_hour(sandbox, 300)
+    rows = hook.iter_results(
+        updated_after=START, updated_before=START + HOUR, page_size=100, tab="incomplete"
+    )
+    given: list[str] = []
+    for row in rows:
+        given.append(row["id"])
+        if len(given) == 200:
+            # Decided while the read runs: 190 results already given leave the "incomplete" tab,
+            # so the list now ends before the next page's offset (an empty page, not the end).
+            sandbox.change_results(ids=given[:190])
+    assert Counter(given) == Counter(seeded)
+
+
+def test_a_page_read_again_after_a_step_back_may_be_the_previous_page_without_ending_the_read(
+    sandbox: SandboxServer, hook: JobMojitoHook
+) -> None:
+    # Stamped at one instant (a bulk change): pages overlap by half a page.
+    created = sandbox.change_results(create=35, at=START.isoformat())["created"]
+    rows = hook.iter_results(updated_after=START, updated_before=START + HOUR, page_size=10, tab="incomplete")
+    given: list[str] = []
+    for row in rows:
+        given.append(row["id"])
+        if len(given) == 29:
+            # Twenty results given leave the tab: stepping back lands exactly on the rows of the
+            # page before, legitimately, not a list answering the same page for every offset.
+            sandbox.change_results(ids=given[:20])
+    assert Counter(given) == Counter(created)
+
+
+@pytest.mark.parametrize("faced", ["sync", "async"])
+def test_a_result_without_an_interview_result_id_comes_without_details_and_the_read_goes_on(
+    sandbox: SandboxServer, hook: JobMojitoHook, faced: str
+) -> None:
+    seeded = seed_hour(sandbox, 5)
+    token = sandbox.issue_token()
+    page = requests.get(
+        f"{sandbox.api_url}/merchant-result-list",
+        params={"order_by": "updated_at_newest", "limit": 1000, "offset": 0},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()
+    # The contract lets interview_result_id be null (a result with no interview part, only a
+    # pre-screening): there are no details to fetch for it.
+    page["data"][2]["interview_result_id"] = None
+    add_fault(sandbox, kind="answer", body=page, path=LIST_PATH)
+    arguments: dict[str, Any] = {"updated_after": START, "with_details": True}
+    if faced == "sync":
+        rows = list(hook.iter_results(**arguments))
+    else:
+
+        async def read() -> list[dict[str, Any]]:
+            return [row async for row in hook.aiter_results(**arguments)]
+
+        rows = asyncio.run(read())
+    assert {row["id"] for row in rows} == seeded
+    assert [row["details"] is None for row in rows] == [False, False, True, False, False]
+    details_calls = [e for e in sandbox.requests_log() if e["path"] == DETAILS_PATH]
+    assert len(details_calls) == 4

@@ -598,7 +598,8 @@ class JobMojitoHook(BaseHook):
         :param include_test: give test results (``is_test``) too.
         :param page_size: rows per page, 2 to 1,000.
         :param with_details: add each result's ``job-interview-details`` answer as its
-            ``"details"`` (one call per result, ``detail_workers`` at a time, a page at a time).
+            ``"details"`` (one call per result, ``detail_workers`` at a time, a page at a time;
+            ``None`` for a result whose ``interview_result_id`` is null).
         :param signed_recordings: with ``with_details``, ask for signed recording URLs; each is
             masked in logs (it grants access to the recording). Off by default.
         :param detail_workers: detail calls in flight at once (a whole number, at least 1).
@@ -631,6 +632,8 @@ class JobMojitoHook(BaseHook):
         self._transport.ensure_pool(self.base_url, workers)
 
         def fetch(row: dict[str, Any]) -> dict[str, Any]:
+            if row.get("interview_result_id") is None:  # nullable in the list: nothing to fetch
+                return {**row, "details": None}
             plan = endpoints.result_details(
                 row["interview_result_id"], signed_recordings=signed_recordings, stop=stop
             )
@@ -680,6 +683,8 @@ class JobMojitoHook(BaseHook):
         gate = asyncio.Semaphore(workers)
 
         async def fetch(row: dict[str, Any]) -> dict[str, Any]:
+            if row.get("interview_result_id") is None:  # nullable in the list: nothing to fetch
+                return {**row, "details": None}
             async with gate:
                 endpoints, client = await self._async()
                 plan = endpoints.result_details(

@@ -138,7 +138,8 @@ class InterviewResultsToStorageOperator(BaseOperator):
 
     A window that depends on now is fixed on the first try in the task's state store (Airflow
     3.3+), so a retry exports the same window; the watermark advances only once the file is
-    written. Rows come from :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.iter_results`
+    written, and never back (a cleared earlier run exports its window again). Rows come from
+    :meth:`~airflow_provider_jobmojito.hooks.jobmojito.JobMojitoHook.iter_results`
     (each result once, a page in memory at a time), one JSON object per line, in the API's order
     (newest first), as the API sends them (ASCII-escaped). Deletions are not exported: the API
     shows none. The next page is read while the last is written.
@@ -266,7 +267,12 @@ class InterviewResultsToStorageOperator(BaseOperator):
         self.log.info("Exported %d result(s) updated in [%s, %s) to %s.", count, *bounds.values(), final)
         if self.since_last_run and window.before is not None:
             # Only now that the file is there: a task that died before would export the window again.
-            self._asset_store(context).set(WATERMARK_KEY, window.before.isoformat())
+            store = self._asset_store(context)
+            stored = store.get(WATERMARK_KEY)
+            # Forward only: a cleared earlier run exports its pinned window again, and must not
+            # send the next run back over windows later runs exported (each row in two files).
+            if not isinstance(stored, str) or datetime.fromisoformat(stored) < window.before:
+                store.set(WATERMARK_KEY, window.before.isoformat())
         events = context.get("outlet_events")
         for asset in self._assets():
             if events is not None:
@@ -332,6 +338,11 @@ class InterviewResultsToStorageOperator(BaseOperator):
         """The window to export, fixed on the first try when it depends on now."""
         after = _moment(self.updated_after, "updated_after")
         before = _moment(self.updated_before, "updated_before")
+        if after is None and before is not None and not self.since_last_run:
+            # Else the start would come from a watermark this export neither asked for nor keeps.
+            raise ValueError(
+                "updated_before needs updated_after (or since_last_run=True, which starts at the watermark)."
+            )
         if after is None and before is None and not self.since_last_run:
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
             if start is None or end is None or start == end:

@@ -111,7 +111,9 @@ async def _baseline(hook: JobMojitoHook, filters: Mapping[str, Any], include_tes
             if moment is not None and (newest is None or moment >= newest):
                 newest = moment
                 seen[str(row.get("id"))] = str(row.get("updated_at"))
-    start = newest or datetime.now(UTC) - MARGIN
+    # An empty list: every result that appears is new. Not this machine's clock, which the API's
+    # stamps may trail (those results would never fire).
+    start = newest or datetime(1970, 1, 1, tzinfo=UTC)
     return _Horizon(start, {rid: stamp for rid, stamp in seen.items() if _moment(stamp) == newest})
 
 
@@ -141,7 +143,9 @@ if BaseEventTrigger is not None:
           poll arrives: by then the triggerer has sent the events (it sends them at its next sync;
           the store writes at once). A restarted triggerer first reads the results updated between
           the watermark and the new shared poll's start, and fires those not fired (at least once,
-          never lost); without a store the watch starts anew.
+          never lost); a watch that joins a shared poll already running (the watches of one key
+          re-subscribe one by one) reads from its watermark up to now instead, as it missed what
+          the poll fired before it joined. Without a store the watch starts anew.
         * **Errors.** Transient API errors are logged and the poll goes on at the next interval;
           permanent ones are logged once and the poll backs off (doubling, up to
           :attr:`MAX_BACKOFF_INTERVALS` intervals) until a poll succeeds.
@@ -230,6 +234,7 @@ if BaseEventTrigger is not None:
             while True:
                 try:
                     await hook.arefresh_connection()
+                    baseline = horizon is None
                     if horizon is None:
                         horizon = await _baseline(hook, filters, include_test)
                         start = horizon.after
@@ -255,7 +260,7 @@ if BaseEventTrigger is not None:
                 else:
                     trouble, wait = None, interval
                     fresh = horizon.take(rows)
-                    yield {"rows": fresh, "start": start, "horizon": horizon.to_json()}
+                    yield {"rows": fresh, "start": start, "horizon": horizon.to_json(), "baseline": baseline}
                 await cls.sleep(wait)
 
         async def filter_shared_stream(
@@ -268,7 +273,16 @@ if BaseEventTrigger is not None:
                 rows: list[dict[str, Any]] = item["rows"]
                 if first:
                     first = False
-                    rows = await self._since_watermark(store, item["start"]) + rows
+                    if item.get("baseline", True):
+                        rows = await self._since_watermark(store, item["start"]) + rows
+                    else:
+                        # Joined a poll already running (after a restart the watches of one key
+                        # re-subscribe one by one): what it broadcast before this watch joined
+                        # was not seen here, so read up to now (at least once: a result changed
+                        # since this poll may fire again with the next).
+                        given = {(row.get("id"), row.get("updated_at")) for row in rows}
+                        missed = await self._since_watermark(store, None)
+                        rows = [r for r in missed if (r.get("id"), r.get("updated_at")) not in given] + rows
                 if pending is not None:
                     # The previous poll's events have been sent by now: its watermark may be stored.
                     await self._store(store, pending)
@@ -279,22 +293,23 @@ if BaseEventTrigger is not None:
 
         async def _since_watermark(self, store: Any, start: datetime | None) -> list[dict[str, Any]]:
             """After a restart: the results updated between the stored watermark and the shared
-            poll's start that the watch before the restart did not fire."""
-            if store is None or start is None:
+            poll's start (``None``: now, for a watch that joined a running poll) that the watch
+            before the restart did not fire."""
+            if store is None:
                 return []
             try:
                 stored = _Horizon.from_json(await store.aget(self.watermark_key()))
             except Exception as error:  # a failing store must not end the watch
                 self.log.warning("Watching results: could not read the watermark (%s).", type(error).__name__)
                 return []
-            if stored is None or stored.after >= start:
+            if stored is None or (start is not None and stored.after >= start):
                 return []
             hook = self.shared.hook(self.jobmojito_conn_id, self.hook_params)
             missed = [
                 row
                 async for row in hook.aiter_results(
                     updated_after=stored.after,
-                    updated_before=start + timedelta(microseconds=1),
+                    updated_before=start + timedelta(microseconds=1) if start is not None else None,
                     include_test=self.include_test,
                     **self.filters,
                 )

@@ -329,3 +329,51 @@ class TestInDagRuns:
         assert outcome["count"] == 4000
         assert len(sandbox.app.results) == 4005
         assert sandbox.faults() == []
+
+
+class Store:
+    """What the operator uses of Airflow 3.3's task and asset state store accessors (``get``,
+    ``set``), over a dict: a cleared task instance keeps its run's task state (Airflow keeps it
+    after success unless ``[state_store] clear_on_success``), which ``dag.test()`` cannot show, as
+    it deletes the run it runs again."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def test_clearing_an_earlier_run_exports_its_window_again_and_never_moves_the_watermark_back(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    asset = Asset("jobmojito_results_cleared")
+    operator = InterviewResultsToStorageOperator(
+        task_id="export", destination=str(tmp_path), outlets=[asset], since_last_run=True, settle=timedelta(0)
+    )
+    assets = {asset: Store()}
+    runs = [Store(), Store(), Store()]
+    moments = iter([START + 4 * HOUR, START + 5 * HOUR, START + 6 * HOUR])
+    operator.now = lambda: next(moments)
+    first = operator.execute({"task_state_store": runs[0], "asset_state_store": assets})
+    second = operator.execute({"task_state_store": runs[1], "asset_state_store": assets})
+    # The first run is cleared: it exports the window it pinned again, over its own file.
+    again = operator.execute({"task_state_store": runs[0], "asset_state_store": assets})
+    assert again == first
+    third = operator.execute({"task_state_store": runs[2], "asset_state_store": assets})
+    assert third["window"]["updated_after"] == second["window"]["updated_before"]
+
+
+def test_an_end_without_a_start_is_refused_naming_both_before_any_request(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    operator = InterviewResultsToStorageOperator(
+        task_id="export", destination=str(tmp_path), updated_before=(START + HOUR).isoformat()
+    )
+    sandbox.clear_requests()
+    with pytest.raises(ValueError, match=r"updated_before.*updated_after"):
+        operator.execute(interval(1))
+    assert sandbox.requests_log() == []

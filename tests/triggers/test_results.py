@@ -191,3 +191,64 @@ def test_bad_arguments_are_refused_when_built(jobmojito_sandbox: Any) -> None:
         with pytest.raises(ValueError, match=named):
             InterviewResultChangeTrigger(**kwargs)
     assert jobmojito_sandbox.requests_log() == []
+
+
+def test_a_watch_that_joins_a_running_shared_poll_late_fires_what_the_poll_fired_before_it_joined(
+    jobmojito_sandbox: Any, seeded: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a triggerer restart the watches of one key re-subscribe one by one: a late one misses
+    # the events the shared poll broadcast before it joined (Airflow's shared-stream notes).
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    from airflow_provider_jobmojito.triggers.results import InterviewResultChangeTrigger, _Horizon
+
+    joined = asyncio.Event()
+    early: list[str] = []
+    late: list[str] = []
+
+    async def sleep(_seconds: float) -> None:
+        if not early:
+            early.extend(jobmojito_sandbox.change_results(create=2)["created"])
+        elif not late:
+            await joined.wait()
+            late.extend(jobmojito_sandbox.change_results(create=3)["created"])
+        else:
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(InterviewResultChangeTrigger, "sleep", staticmethod(sleep))
+    first, second = watcher(), watcher()
+    # The second watch's watermark from before the restart: past every seeded result.
+    store = MemoryStore()
+    store.values[second.watermark_key()] = _Horizon(START.replace(minute=5)).to_json()
+    second.asset_state_store = store
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        manager = SharedStreamManager()
+        try:
+            key = first.shared_stream_key()
+            one = await events(
+                first.filter_shared_stream(manager.subscribe(trigger_id=1, trigger=first, key=key)), 1
+            )
+            stream = second.filter_shared_stream(manager.subscribe(trigger_id=2, trigger=second, key=key))
+            joined.set()
+            return one, await events(stream, 1)
+        finally:
+            await manager.stop_all()
+
+    [one], [two] = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert set(one["ids"]) == set(early)
+    assert set(two["ids"]) == set(early) | set(late)
+
+
+def test_a_watch_that_starts_on_an_empty_list_fires_the_first_results_whatever_the_api_clock_says(
+    jobmojito_sandbox_factory: Any, jobmojito_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_jobmojito.sandbox import ManualClock
+
+    # The API's clock is behind this machine's (here by months): its stamps, not this clock, count.
+    sandbox = jobmojito_sandbox_factory(clock=ManualClock(START.timestamp()))
+    conn_id = jobmojito_conn("results_empty_start", host=sandbox.api_url, password=sandbox.issue_token())
+    created: list[str] = []
+    Script(monkeypatch, [lambda: created.extend(sandbox.change_results(create=2)["created"])])
+    [fired] = asyncio.run(asyncio.wait_for(events(watcher(jobmojito_conn_id=conn_id).run(), 1), 60))
+    assert set(fired["ids"]) == set(created)
