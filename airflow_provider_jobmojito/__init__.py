@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_provider_jobmojito.connection import DEFAULT_API_URL
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 #: Where the documentation (docs/) is published; pyproject.toml's Documentation URL says the same.
 DOCUMENTATION_URL = "https://airflow-provider-jobmojito.readthedocs.io/"
