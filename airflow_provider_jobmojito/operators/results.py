@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, ObjectStoragePath
 
+from airflow_provider_jobmojito.exceptions import JobMojitoConfigError
 from airflow_provider_jobmojito.results import ResultWindow, check_results_read
 from airflow_provider_jobmojito.results_parquet import ParquetResults, require_pyarrow
 
@@ -31,6 +32,28 @@ WINDOW_KEY = "jobmojito_results_window"
 FORMATS = ("jsonl", "parquet")
 #: Where a first "since last run" export starts when no watermark and no window is known.
 _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _object_storage_path(destination: str) -> ObjectStoragePath:
+    """``ObjectStoragePath(destination)``, or an error that names the fix where Airflow cannot make one.
+
+    Airflow 2.11.0 allows universal-pathlib 0.3, whose paths its ``ObjectStoragePath`` cannot be
+    (``TypeError: ... incompatible with ObjectStoragePath``); 2.11.1 and later require < 0.3.
+
+    :param destination: the folder, as a path or a URL.
+    :raises JobMojitoConfigError: when this Airflow and universal-pathlib cannot work together.
+    """
+    try:
+        return ObjectStoragePath(destination)
+    except TypeError as error:
+        if "incompatible with ObjectStoragePath" not in str(error):
+            raise
+        raise JobMojitoConfigError(
+            "This Airflow cannot make an ObjectStoragePath with the installed universal-pathlib "
+            f"({error}). Airflow 2.11.0 allows universal-pathlib 0.3, which its object storage does "
+            'not support: pip install "universal-pathlib<0.3", or install with Airflow\'s constraint '
+            "file."
+        ) from error
 
 
 def _name_part(moment: datetime) -> str:
@@ -244,7 +267,7 @@ class InterviewResultsToStorageOperator(BaseOperator):
             require_pyarrow()
         window = self._window(context)
         folder = self.destination if isinstance(self.destination, ObjectStoragePath) else None
-        folder = folder or ObjectStoragePath(str(self.destination))
+        folder = folder or _object_storage_path(str(self.destination))
         name = f"results_{_name_part(window.after)}_{_name_part(window.before or window.after)}.{self.format}"
         final = folder / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -18,14 +18,15 @@ from typing import Any
 import pendulum
 import pytest
 import requests
-from airflow.providers.common.compat.sdk import DAG, Asset
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath
 
-from airflow_provider_jobmojito.exceptions import JobMojitoUnavailableError
+from airflow_provider_jobmojito.exceptions import JobMojitoConfigError, JobMojitoUnavailableError
 
 try:
     from airflow.sdk import CronDataIntervalTimetable
 except ImportError:  # Airflow 2
     from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow_provider_jobmojito.operators import results as results_operator
 from airflow_provider_jobmojito.operators.results import InterviewResultsToStorageOperator
 from airflow_provider_jobmojito.sandbox import SandboxServer
 from tests.conftest import AIRFLOW_V3, AIRFLOW_VERSION, REPO, run_inline_dag
@@ -375,5 +376,24 @@ def test_an_end_without_a_start_is_refused_naming_both_before_any_request(
     )
     sandbox.clear_requests()
     with pytest.raises(ValueError, match=r"updated_before.*updated_after"):
+        operator.execute(interval(1))
+    assert sandbox.requests_log() == []
+
+
+def test_an_airflow_that_cannot_make_an_object_storage_path_fails_naming_the_fix_before_any_request(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow 2.11.0 with universal-pathlib 0.3 fails so (make test-lowest pins <0.3 for that reason);
+    # no environment here has the pair, so the path class fails as upath 0.3 makes it fail.
+    class Incompatible(ObjectStoragePath):  # type: ignore[misc]
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            raise TypeError(
+                "ObjectStoragePath(...) detected protocol file which is incompatible with ObjectStoragePath."
+            )
+
+    operator = InterviewResultsToStorageOperator(task_id="export", destination=str(tmp_path))
+    monkeypatch.setattr(results_operator, "ObjectStoragePath", Incompatible)
+    sandbox.clear_requests()
+    with pytest.raises(JobMojitoConfigError, match=r'pip install "universal-pathlib<0.3"'):
         operator.execute(interval(1))
     assert sandbox.requests_log() == []
