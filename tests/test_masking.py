@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 import secrets
+import subprocess
+import sys
+import textwrap
 import threading
 import uuid
 from typing import Any
@@ -402,3 +407,46 @@ def test_split_batch_adapts_only_a_joined_batch() -> None:
     assert masking.split_batch(keys[0]) == []
     assert masking.split_batch(masking.BATCH_SEPARATOR.join(keys)) == keys
     assert masking.split_batch(f"{masking.BATCH_SEPARATOR}{keys[0]}{masking.BATCH_SEPARATOR}") == keys[:1]
+
+
+@pytest.mark.skipif(not AIRFLOW_V3, reason="Airflow 3's supervisor registers the task's secrets itself")
+def test_with_the_adapter_configured_a_supervisor_process_masks_each_key_of_a_joined_batch() -> None:
+    # A fresh process configured as the deployment is (the environment variable), reset as the
+    # supervisor resets its masker for each task, then given the one string mask_all sends: every
+    # key, not only the joined string, must be redacted by the masker that redacts its output.
+    script = textwrap.dedent(
+        """
+        import json, secrets
+        import airflow.settings  # configures both maskers from [logging]
+        from airflow.sdk._shared.secrets_masker import _secrets_masker, reset_secrets_masker
+        from airflow.sdk.execution_time.comms import MaskSecret
+        from airflow_provider_jobmojito import masking
+
+        masker = _secrets_masker()
+        reset_secrets_masker()
+        keys = [secrets.token_urlsafe(24) for _ in range(50)]
+        message = MaskSecret.model_validate_json(
+            MaskSecret(value=masking.BATCH_SEPARATOR.join(keys)).model_dump_json()
+        )
+        try:
+            from airflow.sdk.execution_time.supervisor import handle_mask_secret
+        except ImportError:
+            from airflow.sdk.log import mask_secret
+            mask_secret(message.value)
+        else:
+            handle_mask_secret(message)
+        print(json.dumps({
+            "adapter": masker.secret_mask_adapter is masking.split_batch,
+            "leaked": sum(key in masker.redact(f"key={key}") for key in keys),
+        }))
+        """
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW__LOGGING__SECRET_MASK_ADAPTER": "airflow_provider_jobmojito.masking.split_batch",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"adapter": True, "leaked": 0}
