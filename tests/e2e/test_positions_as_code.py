@@ -69,6 +69,19 @@ def test_the_approved_plan_is_applied_and_a_position_changed_since_is_not_overwr
     # Meanwhile a recruiter closes the Analytics Engineer position by hand in JobMojito.
     deployment.sandbox("POST", f"/_sandbox/positions/{CLOSES}/status", json={"status": "completed"})
 
+    # An approval the scheduler acts on before it has heard that the parked task's process ended
+    # fails the task ("finished with state success, but the task instance's state attribute is
+    # queued": Airflow 3.3.2's LocalExecutor). A person never clicks that fast; wait for that event.
+    process_ended = (
+        f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{DAG_ID}', "
+        f"task_id='approve', run_id='{run_id}', try_number=1"
+    )
+    scheduler_log = deployment.component_logs / "scheduler.log"
+    wait_for(
+        "the scheduler to see the parked approval's process end",
+        lambda: deployment.check_alive() or process_ended in scheduler_log.read_text(errors="replace"),
+        120.0,
+    )
     deployment.api("PATCH", hitl_path(run_id), json={"chosen_options": ["Approve"]})
     run = deployment.wait_for_run(DAG_ID, run_id)
     assert run["state"] == "success", deployment.describe_run(DAG_ID, run_id)
