@@ -627,7 +627,7 @@ class JobMojitoHook(BaseHook):
         """Each row of each page with its details, fetched ``workers`` at a time; the calls of one
         read share a breaker (:class:`~airflow_provider_jobmojito.retry.Stop`): once the API is
         plainly down, the rest stop retrying and the read fails at once."""
-        stop = Stop(max(10, 2 * workers))
+        stop = _details_breaker(workers)
         endpoints = self.endpoints
         self._transport.ensure_pool(self.base_url, workers)
 
@@ -679,7 +679,7 @@ class JobMojitoHook(BaseHook):
         signed: bool,
         workers: int,
     ) -> AsyncIterator[dict[str, Any]]:
-        stop = Stop(max(10, 2 * workers))
+        stop = _details_breaker(workers)
         gate = asyncio.Semaphore(workers)
 
         async def fetch(row: dict[str, Any]) -> dict[str, Any]:
@@ -758,6 +758,12 @@ class JobMojitoHook(BaseHook):
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 JobMojitoHook.__doc__ = f"{(JobMojitoHook.__doc__ or '').rstrip()}\n{connection.param_docs('    ')}\n    "
+
+
+def _details_breaker(workers: int) -> Stop:
+    """The breaker the detail calls of one read share: it trips once twice as many attempts as
+    there are calls in flight (at least 10) failed transiently in a row, with no answer between."""
+    return Stop(max(10, 2 * workers))
 
 
 def _check_details(with_details: object, signed_recordings: object, detail_workers: object) -> None:

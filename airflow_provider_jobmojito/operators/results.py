@@ -281,8 +281,8 @@ class InterviewResultsToStorageOperator(BaseOperator):
             **self.filters,
         )
         with _Prefetched(hook.client.pages(plan)) as pages:
-            write = self._write_parquet if self.format == "parquet" else self._write
-            count = write(folder / f".{name}.{uuid.uuid4().hex}.tmp", final, pages)
+            body = self._parquet(pages) if self.format == "parquet" else self._jsonl(pages)
+            count = self._write(folder / f".{name}.{uuid.uuid4().hex}.tmp", final, body)
         bounds = {
             "updated_after": window.after.isoformat(),
             "updated_before": window.before.isoformat() if window.before else None,
@@ -297,24 +297,19 @@ class InterviewResultsToStorageOperator(BaseOperator):
             if not isinstance(stored, str) or datetime.fromisoformat(stored) < window.before:
                 store.set(WATERMARK_KEY, window.before.isoformat())
         events = context.get("outlet_events")
-        for asset in self._assets():
-            if events is not None:
+        if events is not None:
+            for asset in self._assets():
                 events[asset].extra = {"path": str(final), "count": count, "window": dict(bounds)}
         return {"path": str(final), "count": count, "window": bounds}
 
     @staticmethod
     def _write(
-        temporary: ObjectStoragePath, final: ObjectStoragePath, pages: Iterable[list[dict[str, Any]]]
+        temporary: ObjectStoragePath, final: ObjectStoragePath, write: Callable[[ObjectStoragePath], int]
     ) -> int:
-        """Write the rows of ``pages`` to ``temporary``, then move it to ``final``; the count written."""
-        count = 0
+        """``write`` the rows to ``temporary``, then move it to ``final``; the count written. A try
+        that fails or is interrupted leaves nothing under either name."""
         try:
-            with temporary.open("w", encoding="utf-8") as handle:  # type: ignore[no-untyped-call]
-                for page in pages:
-                    # One write a page: each write through an ObjectStoragePath handle has a cost of
-                    # its own (Airflow tracks the file's use), several seconds over 100,000 rows.
-                    handle.write("".join(f"{_line(row)}\n" for row in page))
-                    count += len(page)
+            count = write(temporary)
             # A rename within one folder: atomic on a local or POSIX file system; on an object
             # store a copy that appears whole under the final key.
             temporary.rename(final)
@@ -324,23 +319,36 @@ class InterviewResultsToStorageOperator(BaseOperator):
         return count
 
     @staticmethod
-    def _write_parquet(
-        temporary: ObjectStoragePath, final: ObjectStoragePath, pages: Iterable[list[dict[str, Any]]]
-    ) -> int:
-        """As :meth:`_write`, as Parquet (see :mod:`airflow_provider_jobmojito.results_parquet`)."""
-        count = 0
-        try:
+    def _jsonl(pages: Iterable[list[dict[str, Any]]]) -> Callable[[ObjectStoragePath], int]:
+        """Writes the rows of ``pages`` as JSON Lines."""
+
+        def write(path: ObjectStoragePath) -> int:
+            count = 0
+            with path.open("w", encoding="utf-8") as handle:  # type: ignore[no-untyped-call]
+                for page in pages:
+                    # One write a page: each write through an ObjectStoragePath handle has a cost of
+                    # its own (Airflow tracks the file's use), several seconds over 100,000 rows.
+                    handle.write("".join(f"{_line(row)}\n" for row in page))
+                    count += len(page)
+            return count
+
+        return write
+
+    @staticmethod
+    def _parquet(pages: Iterable[list[dict[str, Any]]]) -> Callable[[ObjectStoragePath], int]:
+        """Writes the rows of ``pages`` as Parquet (see :mod:`airflow_provider_jobmojito.results_parquet`)."""
+
+        def write(path: ObjectStoragePath) -> int:
+            count = 0
             with (
-                temporary.open("wb") as handle,  # type: ignore[no-untyped-call]
+                path.open("wb") as handle,  # type: ignore[no-untyped-call]
                 ParquetResults(handle, _line) as parquet,
             ):
                 for page in pages:
                     count += parquet.write(page)
-            temporary.rename(final)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return count
+            return count
+
+        return write
 
     @staticmethod
     def _remove_leftovers(folder: ObjectStoragePath, name: str) -> None:
